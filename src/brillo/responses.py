@@ -1,0 +1,701 @@
+"""HTTP responses: plain bodies, JSON, redirects, streams and files.
+
+Every response is an ASGI application: ``await response(scope, receive, send)``. On a
+``websocket`` scope the same call sends a *denial response* (``websocket.http.response.*``
+messages), which is how :meth:`brillo.websockets.WebSocket.send_denial_response` works.
+"""
+
+from __future__ import annotations
+
+import http.cookies
+import json
+import os
+import stat
+import warnings
+from collections.abc import AsyncIterable, Iterable, Mapping
+from datetime import datetime
+from email.utils import format_datetime, formatdate
+from mimetypes import guess_type
+from secrets import token_hex
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from brillo.background import BackgroundTask
+from brillo.concurrency import iterate_in_threadpool
+from brillo.types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from brillo.datastructures import URL, MutableHeaders
+
+__all__ = [
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "MalformedRangeHeader",
+    "PlainTextResponse",
+    "RangeNotSatisfiable",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+]
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+_HTTP_START = "http.response.start"
+_HTTP_BODY = "http.response.body"
+_WS_START = "websocket.http.response.start"
+_WS_BODY = "websocket.http.response.body"
+
+# (media_type, charset) -> encoded content-type header value; media types are few and static.
+_content_type_cache: dict[tuple[str, str], bytes] = {}
+_CONTENT_TYPE_CACHE_MAX = 256
+
+
+def _content_type_value(media_type: str, charset: str) -> bytes:
+    key = (media_type, charset)
+    value = _content_type_cache.get(key)
+    if value is None:
+        text = media_type
+        if text.startswith("text/") and "charset=" not in text.lower():
+            text = f"{text}; charset={charset}"
+        value = text.encode("latin-1")
+        if len(_content_type_cache) < _CONTENT_TYPE_CACHE_MAX:
+            _content_type_cache[key] = value
+    return value
+
+
+def _websocket_denial_send(send: Send) -> Send:
+    """Wrap ``send`` so ``http.response.*`` messages go out as ``websocket.http.response.*``."""
+
+    async def denial_send(message: Message) -> None:
+        kind = message["type"]
+        if kind in (_HTTP_START, _HTTP_BODY):
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return denial_send
+
+
+class _InvalidSameSite(ValueError, AssertionError):
+    """``samesite`` is not one of 'strict', 'lax' or 'none'."""
+
+
+class Response:
+    """A response with a complete body, sent in one ``http.response.body`` message.
+
+    ``content`` may be ``str`` (encoded with :attr:`charset`), ``bytes``, ``memoryview`` or
+    ``None`` (empty body). ``content-length`` and ``content-type`` (with ``charset`` for
+    ``text/*``) are added unless given in ``headers``. ``background`` runs after the body is sent.
+    """
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self.init_headers(headers)
+
+    def render(self, content: Any) -> bytes | memoryview:
+        """Turn ``content`` into the body bytes."""
+        if content is None:
+            return b""
+        if isinstance(content, bytes | memoryview):
+            return content
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        raise TypeError(
+            f"{type(self).__name__} content must be str, bytes or memoryview, "
+            f"not {type(content).__name__}"
+        )
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        """Build :attr:`raw_headers` from ``headers`` plus content-length and content-type."""
+        if headers is None:
+            raw: RawHeaders = []
+            add_length = add_type = True
+        else:
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            add_length = add_type = True
+            for name, _ in raw:
+                if name == b"content-length":
+                    add_length = False
+                elif name == b"content-type":
+                    add_type = False
+
+        body = getattr(self, "body", None)
+        if add_length and body is not None:
+            status = self.status_code
+            if status >= 200 and status != 204 and status != 304:
+                raw.append((b"content-length", str(len(body)).encode("latin-1")))
+
+        media_type = self.media_type
+        if add_type and media_type is not None:
+            raw.append((b"content-type", _content_type_value(media_type, self.charset)))
+
+        self.raw_headers = raw
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """The response headers, as a live, mutable view of :attr:`raw_headers`."""
+        try:
+            return self._headers
+        except AttributeError:
+            from brillo.datastructures import MutableHeaders
+
+            self._headers: MutableHeaders = MutableHeaders(raw=self.raw_headers)
+            return self._headers
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        ``expires`` may be a ``datetime`` (sent as an HTTP date), a preformatted string, or an
+        ``int`` number of seconds from now. ``samesite`` must be 'lax', 'strict', 'none' or
+        ``None`` (omitted). ``partitioned=True`` adds the CHIPS ``Partitioned`` attribute.
+        """
+        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = str(max_age)
+        if expires is not None:
+            if isinstance(expires, datetime):
+                morsel["expires"] = format_datetime(expires, usegmt=True)
+            else:
+                morsel["expires"] = expires  # an int means seconds from now
+        if path is not None:
+            morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite is not None:
+            if samesite.lower() not in ("strict", "lax", "none"):
+                raise _InvalidSameSite(
+                    f"samesite must be either 'strict', 'lax' or 'none', not {samesite!r}"
+                )
+            morsel["samesite"] = samesite
+        cookie_value = morsel.OutputString()
+        if partitioned:
+            cookie_value += "; Partitioned"
+        self.raw_headers.append((b"set-cookie", cookie_value.encode("latin-1")))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Tell the client to drop cookie ``key`` (empty value, ``Max-Age=0``, expired now)."""
+        self.set_cookie(
+            key,
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the response, then run the background task, if any."""
+        if scope["type"] == "websocket":
+            start, body = _WS_START, _WS_BODY
+        else:
+            start, body = _HTTP_START, _HTTP_BODY
+        await send({"type": start, "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": body, "body": self.body})
+        if self.background is not None:
+            await self.background()
+
+
+class HTMLResponse(Response):
+    """A ``text/html`` response."""
+
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    """A ``text/plain`` response."""
+
+    media_type = "text/plain"
+
+
+_json_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+).encode
+
+
+class JSONResponse(Response):
+    """An ``application/json`` response: compact, UTF-8, and NaN/Infinity rejected."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type, background)
+
+    def render(self, content: Any) -> bytes:
+        """Serialise ``content`` to JSON bytes (``ValueError`` for NaN/Infinity)."""
+        return _json_encode(content).encode("utf-8")
+
+
+# RFC 3986 reserved characters plus "%": kept as-is so an already-encoded URL survives.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%"
+
+
+class RedirectResponse(Response):
+    """Redirect to ``url`` (``307`` by default) with a percent-encoded ``location`` header."""
+
+    def __init__(
+        self,
+        url: str | URL,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(
+            content=b"", status_code=status_code, headers=headers, background=background
+        )
+        location = quote(str(url), safe=_URL_SAFE).encode("latin-1")
+        raw = self.raw_headers
+        for i, (name, _) in enumerate(raw):
+            if name == b"location":
+                raw[i] = (b"location", location)
+                break
+        else:
+            raw.append((b"location", location))
+
+
+Content = str | bytes | memoryview
+SyncContentStream = Iterable[Content]
+AsyncContentStream = AsyncIterable[Content]
+ContentStream = AsyncContentStream | SyncContentStream
+
+_spec_version_cache: dict[str, bool] = {}
+
+
+def _supports_send_oserror(scope: Scope) -> bool:
+    """True when the server's ASGI spec_version is >= 2.4 (send raises OSError on disconnect)."""
+    asgi = scope.get("asgi")
+    version: str = asgi.get("spec_version", "2.0") if asgi else "2.0"
+    result = _spec_version_cache.get(version)
+    if result is None:
+        try:
+            parts = tuple(int(p) for p in version.split("."))
+        except ValueError:
+            parts = (2, 0)
+        result = parts >= (2, 4)
+        if len(_spec_version_cache) < 16:
+            _spec_version_cache[version] = result
+    return result
+
+
+class StreamingResponse(Response):
+    """A response whose body comes from a sync or async iterator of ``str``/``bytes`` chunks.
+
+    Sync iterators are advanced in the thread pool. Streaming stops when the client disconnects:
+    on ASGI >= 2.4 servers a failing ``send`` (``OSError``) raises
+    :class:`brillo.requests.ClientDisconnect`; on older servers ``http.disconnect`` is awaited
+    alongside the stream and ends it quietly.
+    """
+
+    body_iterator: AsyncContentStream
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        if isinstance(content, AsyncIterable):
+            self.body_iterator = content
+        else:
+            self.body_iterator = iterate_in_threadpool(content)
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        """Return once the client has disconnected (``http.disconnect``)."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the start message, every chunk of the body, then the closing empty message."""
+        await send({"type": _HTTP_START, "status": self.status_code, "headers": self.raw_headers})
+        charset = self.charset
+        async for chunk in self.body_iterator:
+            if isinstance(chunk, str):
+                chunk = chunk.encode(charset)
+            await send({"type": _HTTP_BODY, "body": chunk, "more_body": True})
+        await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body, stopping early if the client goes away, then run the background."""
+        if scope["type"] == "websocket":
+            await self.stream_response(_websocket_denial_send(send))
+        elif _supports_send_oserror(scope):
+            try:
+                await self.stream_response(send)
+            except OSError as exc:
+                from brillo.requests import ClientDisconnect
+
+                raise ClientDisconnect() from exc
+        else:
+            disconnected = await self._stream_until_disconnect(receive, send)
+            if disconnected:
+                return
+        if self.background is not None:
+            await self.background()
+
+    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> bool:
+        """Stream while watching for ``http.disconnect``; True if the client left first."""
+        disconnected = False
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    nonlocal disconnected
+                    await self.listen_for_disconnect(receive)
+                    disconnected = True
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                await self.stream_response(send)
+                tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        return disconnected
+
+
+def _parse_uint(text: str) -> int:
+    """Parse ASCII digits; very long numbers saturate instead of failing."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    if len(text) > 30:
+        return 10**30
+    return int(text)
+
+
+class MalformedRangeHeader(Exception):
+    """The request's ``Range`` header could not be understood (answered with 400)."""
+
+    def __init__(self, content: str = "Malformed range header.") -> None:
+        self.content = content
+        super().__init__(content)
+
+
+class RangeNotSatisfiable(Exception):
+    """No requested range overlaps the file (answered with 416 and ``bytes */<size>``)."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        super().__init__(max_size)
+
+
+class FileResponse(Response):
+    """Send the file at ``path``, with ``ETag``/``Last-Modified`` and HTTP range support.
+
+    The media type is guessed from ``filename`` (or ``path``). With ``filename`` set, a
+    ``Content-Disposition`` header (``content_disposition_type``, default ``attachment``) is
+    added, using RFC 5987 ``filename*=utf-8''...`` for names that need encoding. HEAD requests
+    get headers only. ``Range`` requests get ``206`` (one range, or ``multipart/byteranges`` for
+    several), ``416`` when unsatisfiable and ``400`` when malformed; ``If-Range`` is honoured.
+    A missing file raises ``RuntimeError`` naming the path when the response is sent.
+    """
+
+    chunk_size = 64 * 1024
+    #: Requests with more ranges than this are answered with the whole file.
+    max_ranges = 100
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        method: str | None = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        if method is not None:
+            warnings.warn(
+                "FileResponse(method=...) is deprecated and ignored: HEAD comes from the scope.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.path = path
+        self.status_code = status_code
+        self.filename = filename
+        if media_type is None:
+            media_type = guess_type(filename or path)[0] or "application/octet-stream"
+        self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+        raw = self.raw_headers
+        present = {name for name, _ in raw}
+        if b"accept-ranges" not in present:
+            raw.append((b"accept-ranges", b"bytes"))
+        if filename is not None and b"content-disposition" not in present:
+            quoted = quote(filename)
+            if quoted != filename:
+                disposition = f"{content_disposition_type}; filename*=utf-8''{quoted}"
+            else:
+                disposition = f'{content_disposition_type}; filename="{filename}"'
+            raw.append((b"content-disposition", disposition.encode("latin-1")))
+        self.stat_result = stat_result
+        if stat_result is not None:
+            self.set_stat_headers(stat_result)
+
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        """Add ``content-length``, ``last-modified`` and ``etag`` (unless already set)."""
+        raw = self.raw_headers
+        present = {name for name, _ in raw}
+        if b"content-length" not in present:
+            raw.append((b"content-length", str(stat_result.st_size).encode("latin-1")))
+        if b"last-modified" not in present:
+            last_modified = formatdate(stat_result.st_mtime, usegmt=True)
+            raw.append((b"last-modified", last_modified.encode("latin-1")))
+        if b"etag" not in present:
+            etag = f'"{stat_result.st_mtime_ns:x}-{stat_result.st_size:x}"'
+            raw.append((b"etag", etag.encode("latin-1")))
+
+    def _header(self, name: bytes) -> str | None:
+        for key, value in self.raw_headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stat the file if needed, then send it whole, as ranges, or headers only."""
+        scope_type = scope["type"]
+        head_only = scope_type == "http" and scope["method"].upper() == "HEAD"
+        pathsend = scope_type == "http" and "http.response.pathsend" in scope.get("extensions", ())
+        if scope_type == "websocket":
+            send = _websocket_denial_send(send)
+
+        stat_result = self.stat_result
+        if stat_result is None:
+            try:
+                stat_result = await anyio.to_thread.run_sync(os.stat, self.path)
+            except FileNotFoundError:
+                raise RuntimeError(f"File at path {self.path} does not exist.") from None
+            if not stat.S_ISREG(stat_result.st_mode):
+                raise RuntimeError(f"File at path {self.path} is not a file.")
+            self.set_stat_headers(stat_result)
+
+        http_range = if_range = None
+        if self.status_code == 200:
+            for key, value in scope["headers"]:
+                if key == b"range":
+                    http_range = value.decode("latin-1")
+                elif key == b"if-range":
+                    if_range = value.decode("latin-1")
+
+        if http_range is None or (if_range is not None and not self._if_range_matches(if_range)):
+            await self._send_whole(send, head_only, pathsend)
+        else:
+            size = stat_result.st_size
+            try:
+                ranges = self._parse_range_header(http_range, size)
+            except MalformedRangeHeader as exc:
+                await PlainTextResponse(exc.content, status_code=400)(scope, receive, send)
+                return
+            except RangeNotSatisfiable as exc:
+                denied = PlainTextResponse(
+                    status_code=416, headers={"content-range": f"bytes */{exc.max_size}"}
+                )
+                await denied(scope, receive, send)
+                return
+            if not ranges:
+                await self._send_whole(send, head_only, pathsend)
+            elif len(ranges) == 1:
+                await self._send_single_range(send, ranges[0], size, head_only)
+            else:
+                await self._send_multiple_ranges(send, ranges, size, head_only)
+
+        if self.background is not None:
+            await self.background()
+
+    def _if_range_matches(self, if_range: str) -> bool:
+        return if_range == self._header(b"etag") or if_range == self._header(b"last-modified")
+
+    async def _send_whole(self, send: Send, head_only: bool, pathsend: bool) -> None:
+        await send({"type": _HTTP_START, "status": self.status_code, "headers": self.raw_headers})
+        if head_only:
+            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+            return
+        if pathsend:
+            await send({"type": "http.response.pathsend", "path": str(self.path)})
+            return
+        chunk_size = self.chunk_size
+        async with await anyio.open_file(self.path, mode="rb") as file:
+            more_body = True
+            while more_body:
+                chunk = await file.read(chunk_size)
+                more_body = len(chunk) == chunk_size
+                await send({"type": _HTTP_BODY, "body": chunk, "more_body": more_body})
+
+    def _headers_with(self, **overrides: str) -> RawHeaders:
+        replace = {name.replace("_", "-").encode("latin-1"): v for name, v in overrides.items()}
+        raw = [(k, v) for k, v in self.raw_headers if k not in replace]
+        raw.extend((k, v.encode("latin-1")) for k, v in replace.items())
+        return raw
+
+    async def _send_single_range(
+        self, send: Send, byte_range: tuple[int, int], size: int, head_only: bool
+    ) -> None:
+        start, end = byte_range
+        headers = self._headers_with(
+            content_range=f"bytes {start}-{end - 1}/{size}", content_length=str(end - start)
+        )
+        await send({"type": _HTTP_START, "status": 206, "headers": headers})
+        if head_only:
+            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+            return
+        async with await anyio.open_file(self.path, mode="rb") as file:
+            await file.seek(start)
+            await self._send_span(send, file, start, end, last=True)
+
+    async def _send_span(
+        self, send: Send, file: anyio.AsyncFile[bytes], start: int, end: int, last: bool
+    ) -> None:
+        chunk_size = self.chunk_size
+        while start < end:
+            chunk = await file.read(min(chunk_size, end - start))
+            if not chunk:
+                break
+            start += len(chunk)
+            await send({"type": _HTTP_BODY, "body": chunk, "more_body": not last or start < end})
+        if last and start < end:  # the file shrank underneath us: still end the body
+            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+
+    async def _send_multiple_ranges(
+        self, send: Send, ranges: list[tuple[int, int]], size: int, head_only: bool
+    ) -> None:
+        boundary = token_hex(13)
+        part_type = self._header(b"content-type") or "application/octet-stream"
+        part_heads = [
+            (
+                f"--{boundary}\r\nContent-Type: {part_type}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n"
+            ).encode("latin-1")
+            for start, end in ranges
+        ]
+        closing = f"--{boundary}--".encode("latin-1")
+        length = sum(
+            len(h) + (end - start) + 2 for h, (start, end) in zip(part_heads, ranges, strict=True)
+        )
+        length += len(closing)
+        headers = self._headers_with(
+            content_type=f"multipart/byteranges; boundary={boundary}", content_length=str(length)
+        )
+        await send({"type": _HTTP_START, "status": 206, "headers": headers})
+        if head_only:
+            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+            return
+        async with await anyio.open_file(self.path, mode="rb") as file:
+            for head, (start, end) in zip(part_heads, ranges, strict=True):
+                await send({"type": _HTTP_BODY, "body": head, "more_body": True})
+                await file.seek(start)
+                await self._send_span(send, file, start, end, last=False)
+                await send({"type": _HTTP_BODY, "body": b"\r\n", "more_body": True})
+        await send({"type": _HTTP_BODY, "body": closing, "more_body": False})
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        """Parse ``Range`` into sorted, merged ``(start, end_exclusive)`` pairs.
+
+        Returns ``[]`` (serve the whole file) when more than :attr:`max_ranges` are asked for.
+        Raises :class:`MalformedRangeHeader` or :class:`RangeNotSatisfiable`.
+        """
+        unit, sep, spec = http_range.partition("=")
+        if not sep:
+            raise MalformedRangeHeader()
+        if unit.strip().lower() != "bytes":
+            raise MalformedRangeHeader("Only support bytes range")
+        if spec.count(",") >= cls.max_ranges:
+            return []
+
+        ranges: list[tuple[int, int]] = []
+        for part in spec.split(","):
+            first, dash, last = part.strip().partition("-")
+            first, last = first.strip(), last.strip()
+            if not dash or not (first or last):
+                continue
+            try:
+                start = _parse_uint(first) if first else -1
+                stop = _parse_uint(last) if last else -1
+            except ValueError:
+                continue  # non-numeric parts are ignored
+            if start < 0:  # suffix range: the last N bytes
+                ranges.append((max(file_size - stop, 0), file_size))
+                continue
+            if stop >= 0 and stop < start:
+                raise MalformedRangeHeader("Range header: start must be less than end")
+            ranges.append((start, file_size if stop < 0 else min(stop + 1, file_size)))
+
+        if not ranges:
+            raise MalformedRangeHeader("Range header: range must be requested")
+        if any(not 0 <= start < file_size for start, _ in ranges):
+            raise RangeNotSatisfiable(file_size)
+        if len(ranges) == 1:
+            return ranges
+
+        ranges.sort()
+        merged = [ranges[0]]
+        for start, end in ranges[1:]:
+            last_start, last_end = merged[-1]
+            if start <= last_end:
+                merged[-1] = (last_start, max(last_end, end))
+            else:
+                merged.append((start, end))
+        return merged
