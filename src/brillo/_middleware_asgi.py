@@ -1,0 +1,165 @@
+"""Small raw-ASGI helpers shared by brillo's bundled middleware.
+
+The middleware classes work directly on ``scope``/``receive``/``send`` so that the per-request cost
+is a handful of tuple scans, not a tree of wrapper objects. These helpers keep that code short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http.cookies import _unquote
+
+from brillo.status import WS_1008_POLICY_VIOLATION
+from brillo.types import Message, Scope, Send
+
+__all__ = [
+    "DENIAL_EXTENSION",
+    "get_header",
+    "parse_cookie_header",
+    "reject",
+    "request_url",
+]
+
+DENIAL_EXTENSION = "websocket.http.response"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def get_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case bytes) in ``scope["headers"]``, or None."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def get_headers(scope: Scope, name: bytes) -> list[bytes]:
+    """Every value of header ``name`` (lower-case bytes), in order."""
+    return [bytes(value) for key, value in scope.get("headers", ()) if key == name]
+
+
+def host_and_netloc(scope: Scope) -> str:
+    """The request's ``host[:port]`` from the Host header, else from ``scope["server"]``."""
+    host = get_header(scope, b"host")
+    if host is not None:
+        return host.decode("latin-1")
+    server = scope.get("server")
+    if server is None:
+        return ""
+    name, port = server[0], server[1]
+    scheme = scope.get("scheme", "http")
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return str(name)
+    return f"{name}:{port}"
+
+
+def request_url(scope: Scope, *, scheme: str | None = None, netloc: str | None = None) -> str:
+    """Rebuild the full URL of an HTTP or WebSocket scope, optionally swapping scheme/netloc."""
+    if scheme is None:
+        scheme = scope.get("scheme", "http")
+    if netloc is None:
+        netloc = host_and_netloc(scope)
+    path = scope.get("root_path", "") + scope.get("path", "/")
+    query: bytes = scope.get("query_string", b"")
+    url = f"{scheme}://{netloc}{path}"
+    if query:
+        url += "?" + query.decode("latin-1")
+    return url
+
+
+def parse_cookie_header(value: str) -> dict[str, str]:
+    """Parse a ``Cookie`` request header leniently, as browsers send it.
+
+    Pairs without ``=`` are treated as a value with an empty name; quoted values are unquoted.
+    The first occurrence of a name wins.
+    """
+    cookies: dict[str, str] = {}
+    for chunk in value.split(";"):
+        if "=" in chunk:
+            key, val = chunk.split("=", 1)
+        else:
+            key, val = "", chunk
+        key, val = key.strip(), val.strip()
+        if key or val:
+            cookies.setdefault(key, _unquote(val))
+    return cookies
+
+
+def cookies_from_scope(scope: Scope) -> dict[str, str]:
+    """All cookies the client sent, merging multiple ``Cookie`` headers."""
+    cookies: dict[str, str] = {}
+    for raw in get_headers(scope, b"cookie"):
+        for key, val in parse_cookie_header(raw.decode("latin-1")).items():
+            cookies.setdefault(key, val)
+    return cookies
+
+
+async def reject(
+    scope: Scope,
+    send: Send,
+    status: int,
+    body: str,
+    *,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    ws_close_code: int = WS_1008_POLICY_VIOLATION,
+) -> None:
+    """Answer the connection with a short plain-text HTTP response without calling the app.
+
+    On a WebSocket scope the answer is a denial response when the server supports the
+    ``websocket.http.response`` extension, else a close before accept (HTTP 403 on the wire)
+    with ``ws_close_code`` and ``body`` as the reason.
+    """
+    payload = body.encode("utf-8")
+    header_list = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(payload)).encode("latin-1")),
+        *headers,
+    ]
+    if scope["type"] == "websocket":
+        if DENIAL_EXTENSION in (scope.get("extensions") or {}):
+            await send(
+                {"type": "websocket.http.response.start", "status": status, "headers": header_list}
+            )
+            await send({"type": "websocket.http.response.body", "body": payload})
+        else:
+            await send(
+                {"type": "websocket.close", "code": ws_close_code, "reason": truncate_reason(body)}
+            )
+        return
+    await send({"type": "http.response.start", "status": status, "headers": header_list})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def truncate_reason(reason: str, limit: int = 123) -> str:
+    """Cut ``reason`` so its UTF-8 encoding fits a close frame (at most ``limit`` bytes)."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= limit:
+        return reason
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def set_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """Replace every ``name`` header (lower-case bytes) in ``headers`` with one ``value``."""
+    headers[:] = [item for item in headers if item[0].lower() != name]
+    headers.append((name, value))
+
+
+def add_vary(headers: list[tuple[bytes, bytes]], token: bytes) -> None:
+    """Add ``token`` to the response's ``Vary`` header unless it (or ``*``) is already listed."""
+    lowered = token.lower()
+    for index, (key, existing) in enumerate(headers):
+        if key.lower() == b"vary":
+            tokens = [t.strip().lower() for t in existing.split(b",")]
+            if lowered not in tokens and b"*" not in tokens:
+                headers[index] = (key, existing + b", " + token)
+            return
+    headers.append((b"vary", token))
+
+
+def mutable_headers(message: Message) -> list[tuple[bytes, bytes]]:
+    """``message["headers"]`` as a list this middleware may edit in place (stored back)."""
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = [(bytes(k), bytes(v)) for k, v in (headers or ())]
+        message["headers"] = headers
+    return headers
