@@ -1,0 +1,385 @@
+"""Streaming parsers for form bodies: ``application/x-www-form-urlencoded`` and
+``multipart/form-data``.
+
+Both take the request :class:`~brillo.datastructures.Headers` and an async iterator of body
+chunks, and ``await parser.parse()`` returns a :class:`~brillo.datastructures.FormData`.
+Multipart parsing needs the ``python-multipart`` package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from tempfile import SpooledTemporaryFile
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus, unquote_to_bytes
+
+from brillo.datastructures import FormData, Headers, UploadFile
+
+if TYPE_CHECKING:
+    import python_multipart as multipart
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartState
+else:
+    try:
+        try:
+            import python_multipart as multipart
+            from python_multipart.exceptions import FormParserError
+            from python_multipart.multipart import MultipartState
+        except ModuleNotFoundError:  # older releases ship the package as ``multipart``
+            import multipart
+            from multipart.exceptions import FormParserError
+            from multipart.multipart import MultipartState
+    except ModuleNotFoundError:  # pragma: no cover - depends on the environment
+        multipart = None
+        FormParserError = None
+        MultipartState = None
+
+__all__ = ["FormParser", "MultiPartException", "MultiPartParser"]
+
+_MISSING_MULTIPART = (
+    "The `python-multipart` package is required to parse form data: "
+    "install it with `pip install python-multipart`."
+)
+
+
+class MultiPartException(Exception):
+    """A form body could not be parsed, or broke a limit. ``message`` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# ``; name="value"`` or ``; name=token`` parameters of a header such as Content-Disposition.
+_PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def parse_header_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``"form-data; name=\\"a\\"; filename*=UTF-8''b"`` into the main value and its
+    parameters (keys lower-cased, quotes and backslash escapes removed, order kept).
+
+    Malformed parameters are skipped rather than rejected.
+    """
+    main, sep, rest = value.partition(";")
+    params: dict[str, str] = {}
+    if sep:
+        for match in _PARAM.finditer(";" + rest):
+            key = match.group(1).lower()
+            raw = match.group(2).strip()
+            if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+                raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1])
+            params[key] = raw
+    return main.strip().lower(), params
+
+
+def _decode(raw: str, charset: str) -> str:
+    """Re-decode a latin-1 decoded header string with ``charset``, falling back to latin-1."""
+    data = raw.encode("latin-1", errors="replace")
+    try:
+        return data.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return raw
+
+
+def _decode_ext_value(value: str) -> str | None:
+    """Decode an RFC 5987 ext-value (``charset'lang'percent-encoded``); None if malformed."""
+    parts = value.split("'", 2)
+    if len(parts) != 3:
+        return None
+    charset, _, encoded = parts
+    try:
+        return unquote_to_bytes(encoded).decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+class FormParser:
+    """Parse an ``application/x-www-form-urlencoded`` body.
+
+    ``max_fields`` and ``max_part_size`` (bytes per name or value) are off by default; when
+    set, breaking them raises :class:`MultiPartException`.
+    """
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncIterator[bytes],
+        *,
+        max_fields: int | None = None,
+        max_part_size: int | None = None,
+    ) -> None:
+        if multipart is None:  # pragma: no cover - depends on the environment
+            raise RuntimeError(_MISSING_MULTIPART)
+        self.headers = headers
+        self.stream = stream
+        self.max_fields = max_fields
+        self.max_part_size = max_part_size
+        self._items: list[tuple[str, str | UploadFile]] = []
+        self._name = bytearray()
+        self._value = bytearray()
+
+    def _check_size(self, buffer: bytearray) -> None:
+        if self.max_part_size is not None and len(buffer) > self.max_part_size:
+            raise MultiPartException(
+                f"Form field exceeded the maximum size of {self.max_part_size} bytes."
+            )
+
+    def on_field_start(self) -> None:
+        """Parser callback: a new ``name=value`` pair begins."""
+        if self.max_fields is not None and len(self._items) >= self.max_fields:
+            raise MultiPartException(
+                f"Too many fields. Maximum number of fields is {self.max_fields}."
+            )
+
+    def on_field_name(self, data: bytes, start: int, end: int) -> None:
+        """Parser callback: a chunk of the current field name."""
+        self._name += data[start:end]
+        self._check_size(self._name)
+
+    def on_field_data(self, data: bytes, start: int, end: int) -> None:
+        """Parser callback: a chunk of the current field value."""
+        self._value += data[start:end]
+        self._check_size(self._value)
+
+    def on_field_end(self) -> None:
+        """Parser callback: the current pair is complete."""
+        name = unquote_plus(self._name.decode("latin-1"))
+        value = unquote_plus(self._value.decode("latin-1"))
+        self._items.append((name, value))
+        self._name.clear()
+        self._value.clear()
+
+    def on_end(self) -> None:
+        """Parser callback: the body ended."""
+
+    async def parse(self) -> FormData:
+        """Consume the stream and return the parsed fields, in body order."""
+        callbacks: Any = {
+            "on_field_start": self.on_field_start,
+            "on_field_name": self.on_field_name,
+            "on_field_data": self.on_field_data,
+            "on_field_end": self.on_field_end,
+            "on_end": self.on_end,
+        }
+        parser = multipart.QuerystringParser(callbacks)
+        try:
+            async for chunk in self.stream:
+                if chunk:
+                    parser.write(chunk)
+            parser.finalize()
+        except FormParserError as exc:
+            raise MultiPartException(f"Malformed form body: {exc}") from exc
+        return FormData(self._items)
+
+
+class _Part:
+    """State of the multipart part being parsed."""
+
+    __slots__ = ("data", "file", "header_field", "header_value", "headers", "name")
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.data = bytearray()
+        self.file: UploadFile | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+
+
+class MultiPartParser:
+    """Parse a ``multipart/form-data`` body into strings and spooled :class:`UploadFile` s.
+
+    Limits: at most ``max_files`` file parts, ``max_fields`` non-file parts, and
+    ``max_part_size`` bytes per non-file part (file parts are not limited; they spool to disk
+    past :attr:`spool_max_size`). Breaking one, or a malformed body, raises
+    :class:`MultiPartException` and closes every file created so far. File names come from
+    the ``filename*`` (RFC 5987) or ``filename`` parameter of Content-Disposition.
+    """
+
+    #: In-memory size of each uploaded file before it rolls over to a temporary file on disk.
+    spool_max_size = 1024 * 1024
+    #: Default limit for a non-file part, in bytes.
+    max_part_size = 1024 * 1024
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncIterator[bytes],
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> None:
+        if multipart is None:  # pragma: no cover - depends on the environment
+            raise RuntimeError(_MISSING_MULTIPART)
+        self.headers = headers
+        self.stream = stream
+        self.max_files = max_files
+        self.max_fields = max_fields
+        self.max_part_size = max_part_size
+        self._charset = "utf-8"
+        self._items: list[tuple[str, str | UploadFile]] = []
+        self._part = _Part()
+        self._file_count = 0
+        self._field_count = 0
+        # Chunks of file data received during one parser.write(), written right after it.
+        self._pending_writes: list[tuple[UploadFile, bytes]] = []
+        # Every file created, so all of them can be closed if parsing fails.
+        self._files: list[UploadFile] = []
+
+    # -- parser callbacks (synchronous; file writes are queued and awaited after write()) --
+
+    def on_part_begin(self) -> None:
+        """Parser callback: a new part begins."""
+        self._part = _Part()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        """Parser callback: a chunk of the current part's body."""
+        part = self._part
+        if part.file is None:
+            part.data += data[start:end]
+            if len(part.data) > self.max_part_size:
+                raise MultiPartException(
+                    f"Part {part.name!r} exceeded the maximum size of "
+                    f"{self.max_part_size} bytes for a non-file field."
+                )
+        else:
+            self._pending_writes.append((part.file, data[start:end]))
+
+    def on_part_end(self) -> None:
+        """Parser callback: the current part is complete."""
+        part = self._part
+        if part.file is None:
+            value = bytes(part.data)
+            try:
+                text = value.decode(self._charset)
+            except (UnicodeDecodeError, LookupError):
+                text = value.decode("latin-1")
+            self._items.append((part.name, text))
+        else:
+            self._items.append((part.name, part.file))
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        """Parser callback: a chunk of a part header's name."""
+        self._part.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        """Parser callback: a chunk of a part header's value."""
+        self._part.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        """Parser callback: one part header is complete."""
+        part = self._part
+        part.headers.append((bytes(part.header_field).lower(), bytes(part.header_value).strip()))
+        part.header_field.clear()
+        part.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        """Parser callback: the part headers are complete; decide between field and file."""
+        part = self._part
+        disposition = None
+        for key, value in part.headers:
+            if key == b"content-disposition":
+                disposition = value.decode("latin-1")
+                break
+        if disposition is None:
+            raise MultiPartException("A multipart part has no Content-Disposition header.")
+        _, params = parse_header_params(disposition)
+        if "name" not in params:
+            raise MultiPartException(
+                'The Content-Disposition header field "name" must be provided.'
+            )
+        part.name = _decode(params["name"], self._charset)
+
+        filename: str | None = None
+        if "filename*" in params:
+            filename = _decode_ext_value(params["filename*"])
+        if filename is None and "filename" in params:
+            filename = _decode(params["filename"], self._charset)
+
+        if filename is None:
+            self._field_count += 1
+            if self._field_count > self.max_fields:
+                raise MultiPartException(
+                    f"Too many fields. Maximum number of fields is {self.max_fields}."
+                )
+            return
+        self._file_count += 1
+        if self._file_count > self.max_files:
+            raise MultiPartException(
+                f"Too many files. Maximum number of files is {self.max_files}."
+            )
+        spooled = SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
+        upload = UploadFile(
+            file=spooled,  # type: ignore[arg-type]
+            size=0,
+            filename=filename,
+            headers=Headers(raw=part.headers),
+        )
+        self._files.append(upload)
+        part.file = upload
+
+    def on_end(self) -> None:
+        """Parser callback: the closing boundary was seen."""
+
+    async def parse(self) -> FormData:
+        """Consume the stream and return the form; files are rewound to their start."""
+        content_type, params = parse_header_params(self.headers.get("content-type", ""))
+        if content_type != "multipart/form-data":
+            raise MultiPartException(
+                f"Expected a multipart/form-data Content-Type, got {content_type!r}."
+            )
+        charset = params.get("charset", "utf-8")
+        try:
+            "".encode(charset)
+        except LookupError:
+            raise MultiPartException(f"Unknown charset {charset!r} in Content-Type.") from None
+        self._charset = charset
+        boundary = params.get("boundary")
+        if not boundary:
+            raise MultiPartException("Missing boundary in multipart.")
+
+        callbacks: Any = {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_end": self.on_end,
+        }
+        received = False
+        try:
+            try:
+                parser = multipart.MultipartParser(boundary.encode("latin-1"), callbacks)
+            except (FormParserError, UnicodeEncodeError) as exc:
+                raise MultiPartException(f"Invalid multipart boundary: {exc}") from exc
+            async for chunk in self.stream:
+                if not chunk:
+                    continue
+                received = True
+                try:
+                    parser.write(chunk)
+                except FormParserError as exc:
+                    raise MultiPartException(f"Malformed multipart body: {exc}") from exc
+                pending = self._pending_writes
+                if pending:
+                    self._pending_writes = []
+                    for upload, data in pending:
+                        await upload.write(data)
+            parser.finalize()
+            if received and parser.state != MultipartState.END:
+                raise MultiPartException(
+                    "Incomplete multipart body: the closing boundary is missing."
+                )
+            for upload in self._files:
+                await upload.seek(0)
+        except BaseException:
+            self._pending_writes = []
+            for upload in self._files:
+                upload.file.close()
+            raise
+        return FormData(self._items)
