@@ -206,4 +206,3 @@ class SessionMiddleware:
         if original is None:
             return True
         return b64encode(json.dumps(session, separators=(",", ":")).encode("utf-8")) != original
-

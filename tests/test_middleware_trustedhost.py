@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
+
+from brillo.middleware.trustedhost import InvalidHostPatternError, TrustedHostMiddleware
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("example.com", 200),
+        ("example.com:8000", 200),
+        ("EXAMPLE.com", 200),
+        ("api.example.org", 200),
+        ("a.b.example.org", 200),
+        ("example.org", 400),
+        ("evil.com", 400),
+        ("example.com.evil.com", 400),
+        ("notexample.org", 400),
+        ("[::1]:8000", 200),
+        ("[::2]", 400),
+    ],
+)
+async def test_http_hosts(host: str, status: int) -> None:
+    app = TrustedHostMiddleware(hello_app, ["example.com", "*.example.org", "[::1]"])
+    result = await call_http(app, http_scope(host=host))
+    assert result.status == status
+    if status == 400:
+        assert result.body == b"Invalid host header"
+
+
+@pytest.mark.anyio
+async def test_missing_host_header_rejected() -> None:
+    app = TrustedHostMiddleware(hello_app, ["example.com"])
+    result = await call_http(app, http_scope(host=None))
+    assert result.status == 400
+
+
+@pytest.mark.anyio
+async def test_default_allows_everything() -> None:
+    app = TrustedHostMiddleware(hello_app)
+    assert (await call_http(app, http_scope(host="anything"))).status == 200
+
+
+@pytest.mark.anyio
+async def test_www_redirect() -> None:
+    app = TrustedHostMiddleware(hello_app, ["www.example.com"])
+    result = await call_http(app, http_scope("/a/b", host="example.com", query=b"x=1"))
+    assert result.status == 307
+    assert result.header("location") == "http://www.example.com/a/b?x=1"
+
+
+@pytest.mark.anyio
+async def test_www_redirect_disabled() -> None:
+    app = TrustedHostMiddleware(hello_app, ["www.example.com"], www_redirect=False)
+    assert (await call_http(app, http_scope(host="example.com"))).status == 400
+
+
+@pytest.mark.anyio
+async def test_websocket_trusted_host_accepted() -> None:
+    app = TrustedHostMiddleware(hello_app, ["example.com"])
+    sent = await call_ws(app, ws_scope(host="example.com"))
+    assert sent[0]["type"] == "websocket.accept"
+
+
+@pytest.mark.anyio
+async def test_websocket_untrusted_host_closed_before_accept() -> None:
+    app = TrustedHostMiddleware(hello_app, ["example.com"])
+    sent = await call_ws(app, ws_scope(host="evil.com"))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Invalid host header"}]
+
+
+@pytest.mark.anyio
+async def test_websocket_untrusted_host_denial_response() -> None:
+    app = TrustedHostMiddleware(hello_app, ["example.com"])
+    sent = await call_ws(app, ws_scope(host="evil.com", denial=True))
+    assert [m["type"] for m in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"Invalid host header"
+
+
+@pytest.mark.anyio
+async def test_lifespan_passes_through() -> None:
+    seen = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append(scope["type"])
+
+    await TrustedHostMiddleware(app, ["example.com"])({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
+
+
+@pytest.mark.parametrize("pattern", ["*example.com", "example.*", "a.*.example.com", "**.x.com"])
+def test_bad_wildcard_patterns(pattern: str) -> None:
+    with pytest.raises(InvalidHostPatternError, match=r"\*\.example\.com"):
+        TrustedHostMiddleware(hello_app, [pattern])
+    with pytest.raises(AssertionError):
+        TrustedHostMiddleware(hello_app, [pattern])
