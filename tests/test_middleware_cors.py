@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import pytest
+from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
+
+from brillo.middleware.cors import CORSMiddleware
+
+ORIGIN = "https://app.example.com"
+
+
+def preflight(
+    origin: str = ORIGIN, method: str = "GET", headers: str | None = None, **extra: str
+) -> dict:  # type: ignore[type-arg]
+    hdrs = [("origin", origin), ("access-control-request-method", method)]
+    if headers is not None:
+        hdrs.append(("access-control-request-headers", headers))
+    hdrs.extend(extra.items())
+    return http_scope("/", "OPTIONS", hdrs)
+
+
+@pytest.mark.anyio
+async def test_preflight_allowed() -> None:
+    app = CORSMiddleware(
+        hello_app,
+        allow_origins=[ORIGIN],
+        allow_methods=["GET", "POST"],
+        allow_headers=["X-Token"],
+        max_age=123,
+    )
+    result = await call_http(app, preflight(method="POST", headers="X-Token, content-type"))
+    assert result.status == 200
+    assert result.body == b"OK"
+    assert result.header("access-control-allow-origin") == ORIGIN
+    assert result.header("access-control-allow-methods") == "GET, POST"
+    allowed = result.header("access-control-allow-headers")
+    assert allowed is not None
+    assert "x-token" in allowed
+    assert "content-type" in allowed
+    assert result.header("access-control-max-age") == "123"
+    assert result.header("vary") == "Origin"
+    assert result.header("access-control-allow-credentials") is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("scope_kwargs", "message"),
+    [
+        ({"origin": "https://evil.com"}, b"Disallowed CORS origin"),
+        ({"method": "DELETE"}, b"Disallowed CORS method"),
+        ({"headers": "X-Other"}, b"Disallowed CORS headers"),
+        ({"origin": "https://evil.com", "method": "PUT"}, b"Disallowed CORS origin, method"),
+    ],
+)
+async def test_preflight_rejections(scope_kwargs: dict, message: bytes) -> None:  # type: ignore[type-arg]
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN], allow_headers=["X-Token"])
+    result = await call_http(app, preflight(**scope_kwargs))
+    assert result.status == 400
+    assert result.body == message
+    if "origin" in scope_kwargs:
+        assert result.header("access-control-allow-origin") is None
+
+
+@pytest.mark.anyio
+async def test_preflight_private_network() -> None:
+    scope = preflight(**{"access-control-request-private-network": "true"})
+    denied = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
+    result = await call_http(denied, scope)
+    assert (result.status, result.body) == (400, b"Disallowed CORS private-network")
+    allowed = CORSMiddleware(hello_app, allow_origins=[ORIGIN], allow_private_network=True)
+    result = await call_http(allowed, preflight(**{"access-control-request-private-network": "true"}))
+    assert result.status == 200
+    assert result.header("access-control-allow-private-network") == "true"
+
+
+@pytest.mark.anyio
+async def test_preflight_wildcards() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    result = await call_http(app, preflight(method="PATCH", headers="X-Anything, X-Else"))
+    assert result.status == 200
+    assert result.header("access-control-allow-origin") == "*"
+    assert result.header("access-control-allow-headers") == "X-Anything, X-Else"
+    assert result.header("vary") is None
+    assert "PATCH" in (result.header("access-control-allow-methods") or "")
+
+
+@pytest.mark.anyio
+async def test_preflight_wildcard_with_credentials_echoes_origin() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"], allow_credentials=True)
+    result = await call_http(app, preflight())
+    assert result.header("access-control-allow-origin") == ORIGIN
+    assert result.header("access-control-allow-credentials") == "true"
+    assert result.header("vary") == "Origin"
+
+
+@pytest.mark.anyio
+async def test_simple_request_allowed() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN], expose_headers=["X-Count", "X-Page"])
+    result = await call_http(app, http_scope(headers=[("origin", ORIGIN)]))
+    assert (result.status, result.body) == (200, b"hello")
+    assert result.header("access-control-allow-origin") == ORIGIN
+    assert result.header("access-control-expose-headers") == "X-Count, X-Page"
+    assert result.header("vary") == "Origin"
+
+
+@pytest.mark.anyio
+async def test_simple_request_disallowed_origin_gets_no_cors_headers() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
+    result = await call_http(app, http_scope(headers=[("origin", "https://evil.com")]))
+    assert result.status == 200
+    assert result.header("access-control-allow-origin") is None
+    assert result.header("vary") == "Origin"
+
+
+@pytest.mark.anyio
+async def test_simple_request_wildcard() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"])
+    result = await call_http(app, http_scope(headers=[("origin", ORIGIN)]))
+    assert result.header("access-control-allow-origin") == "*"
+    assert result.header("vary") is None
+
+
+@pytest.mark.anyio
+async def test_simple_request_wildcard_with_cookie_echoes_origin() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"])
+    scope = http_scope(headers=[("origin", ORIGIN), ("cookie", "a=b")])
+    result = await call_http(app, scope)
+    assert result.header("access-control-allow-origin") == ORIGIN
+    assert result.header("vary") == "Origin"
+
+
+@pytest.mark.anyio
+async def test_simple_request_credentials() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN], allow_credentials=True)
+    result = await call_http(app, http_scope(headers=[("origin", ORIGIN)]))
+    assert result.header("access-control-allow-credentials") == "true"
+    assert result.header("access-control-allow-origin") == ORIGIN
+
+
+@pytest.mark.anyio
+async def test_vary_merged_with_existing() -> None:
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"vary", b"Accept")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    result = await call_http(
+        CORSMiddleware(app, allow_origins=[ORIGIN]), http_scope(headers=[("origin", ORIGIN)])
+    )
+    assert result.headers_list("vary") == ["Accept, Origin"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://a.example.org", True),
+        ("https://a-b.example.org", True),
+        ("https://example.org", False),
+        ("https://a.example.org.evil.com", False),
+        ("http://a.example.org", False),
+    ],
+)
+async def test_origin_regex_is_fullmatch(origin: str, allowed: bool) -> None:
+    app = CORSMiddleware(hello_app, allow_origin_regex=r"https://[a-z0-9-]+\.example\.org")
+    result = await call_http(app, http_scope(headers=[("origin", origin)]))
+    assert (result.header("access-control-allow-origin") == origin) is allowed
+    pre = await call_http(app, preflight(origin=origin))
+    assert (pre.status == 200) is allowed
+
+
+@pytest.mark.anyio
+async def test_no_origin_untouched() -> None:
+    result = await call_http(CORSMiddleware(hello_app, allow_origins=["*"]), http_scope())
+    assert result.header("access-control-allow-origin") is None
+    assert result.header("vary") is None
+
+
+@pytest.mark.anyio
+async def test_options_without_request_method_is_simple() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
+    result = await call_http(app, http_scope("/", "OPTIONS", [("origin", ORIGIN)]))
+    assert result.body == b"hello"
+    assert result.header("access-control-allow-origin") == ORIGIN
+
+
+@pytest.mark.anyio
+async def test_websocket_passes_through() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
+    sent = await call_ws(app, ws_scope(headers=[("origin", "https://evil.com")]))
+    assert sent[0]["type"] == "websocket.accept"
