@@ -309,10 +309,11 @@ class Request(HTTPConnection[StateT]):
 
             media_type = _media_type(self.headers.get("content-type", ""))
             if media_type == "multipart/form-data":
+                stream = self.stream()
                 try:
                     parser = MultiPartParser(
                         self.headers,
-                        self.stream(),
+                        stream,
                         max_files=max_files,
                         max_fields=max_fields,
                         max_part_size=max_part_size,
@@ -322,8 +323,15 @@ class Request(HTTPConnection[StateT]):
                     if "app" in self.scope:
                         raise HTTPException(status_code=400, detail=exc.message) from exc
                     raise
+                finally:
+                    # A parser that stopped early leaves the body generator suspended.
+                    await stream.aclose()
             elif media_type == "application/x-www-form-urlencoded":
-                self._form = await FormParser(self.headers, self.stream()).parse()
+                stream = self.stream()
+                try:
+                    self._form = await FormParser(self.headers, stream).parse()
+                finally:
+                    await stream.aclose()
             else:
                 self._form = FormData()
         return self._form
