@@ -15,7 +15,7 @@ def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     shorten that so thread-pool work done by a test has finished by the time it is checked."""
     import trio._core._thread_cache as thread_cache
 
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.2)
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
 
 
 @pytest.mark.anyio

@@ -368,10 +368,19 @@ class StreamingResponse(Response):
         """Send the start message, every chunk of the body, then the closing empty message."""
         await send({"type": _HTTP_START, "status": self.status_code, "headers": self.raw_headers})
         charset = self.charset
-        async for chunk in self.body_iterator:
-            if isinstance(chunk, str):
-                chunk = chunk.encode(charset)
-            await send({"type": _HTTP_BODY, "body": chunk, "more_body": True})
+        iterator = self.body_iterator
+        try:
+            async for chunk in iterator:
+                if isinstance(chunk, str):
+                    chunk = chunk.encode(charset)
+                await send({"type": _HTTP_BODY, "body": chunk, "more_body": True})
+        except BaseException:
+            # Stopped early (disconnect, cancellation, error): finalise the generator now, so
+            # its cleanup runs here rather than whenever it is garbage collected.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            raise
         await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
