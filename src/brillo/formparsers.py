@@ -14,6 +14,8 @@ from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, unquote_to_bytes
 
+import anyio
+
 from brillo.datastructures import FormData, Headers, UploadFile
 
 if TYPE_CHECKING:
@@ -95,6 +97,14 @@ def _decode_ext_value(value: str) -> str | None:
         return None
 
 
+async def _close_stream(stream: AsyncIterator[bytes]) -> None:
+    """Finalise an abandoned body stream (an async generator) so it is not left to the GC."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
+
+
 class FormParser:
     """Parse an ``application/x-www-form-urlencoded`` body.
 
@@ -170,7 +180,11 @@ class FormParser:
                     parser.write(chunk)
             parser.finalize()
         except FormParserError as exc:
+            await _close_stream(self.stream)
             raise MultiPartException(f"Malformed form body: {exc}") from exc
+        except BaseException:
+            await _close_stream(self.stream)
+            raise
         return FormData(self._items)
 
 
@@ -381,5 +395,6 @@ class MultiPartParser:
             self._pending_writes = []
             for upload in self._files:
                 upload.file.close()
+            await _close_stream(self.stream)
             raise
         return FormData(self._items)
