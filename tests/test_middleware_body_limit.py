@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 
+from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.body_limit import (
     MAX_BODY_SIZE_SCOPE_KEY,
     BodySizeLimitMiddleware,

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 
+from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.cors import CORSMiddleware
 
 ORIGIN = "https://app.example.com"
@@ -67,7 +67,9 @@ async def test_preflight_private_network() -> None:
     result = await call_http(denied, scope)
     assert (result.status, result.body) == (400, b"Disallowed CORS private-network")
     allowed = CORSMiddleware(hello_app, allow_origins=[ORIGIN], allow_private_network=True)
-    result = await call_http(allowed, preflight(**{"access-control-request-private-network": "true"}))
+    result = await call_http(
+        allowed, preflight(**{"access-control-request-private-network": "true"})
+    )
     assert result.status == 200
     assert result.header("access-control-allow-private-network") == "true"
 

@@ -5,8 +5,8 @@ import zlib
 from typing import Any
 
 import pytest
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 
+from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.gzip import GZipMiddleware
 
 BIG = b"x" * 1000 + b"hello world " * 100
@@ -17,7 +17,9 @@ def body_app(
 ) -> Any:
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         hdrs = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])}
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -26,7 +28,11 @@ def body_app(
 def streaming_app(chunks: list[bytes], media_type: bytes = b"text/plain") -> Any:
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", media_type)]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", media_type)],
+            }
         )
         for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -75,7 +81,9 @@ async def test_not_accepted(accept: str | None) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("accept", ["GZIP", "gzip;q=0.5", "*"])
 async def test_accepted_variants(accept: str) -> None:
-    result = await call_http(GZipMiddleware(body_app(BIG)), http_scope(headers=[("accept-encoding", accept)]))
+    result = await call_http(
+        GZipMiddleware(body_app(BIG)), http_scope(headers=[("accept-encoding", accept)])
+    )
     assert gzip.decompress(result.body) == BIG
 
 
