@@ -1,0 +1,1 @@
+"""brillo benchmarks (not part of the test suite; run with scripts/bench)."""

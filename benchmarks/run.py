@@ -1,0 +1,884 @@
+"""Benchmark runner: brillo vs the bare ASGI ceiling vs Starlette 1.10.
+
+Run it through ``scripts/bench`` (which builds .venv-bench). Every variant is served by the same
+uvicorn command pinned to CPU 0; every load client is pinned to CPU 1. Variants are interleaved
+(A B C A B C ...) over several rounds and the medians are reported, with the ratio of each variant
+to the bare app and to Starlette, the server's CPU time per message (psutil, measured over the
+same window as the throughput) and the load client's own CPU utilisation.
+
+Results go to ``benchmarks/results/latest.json`` and into ``docs/benchmarks.md`` between the
+``<!-- results:start -->`` / ``<!-- results:end -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+START_MARK = "<!-- results:start -->"
+END_MARK = "<!-- results:end -->"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+PY = sys.executable
+
+VARIANTS = {
+    "bare": "benchmarks.apps.bare:app",
+    "starlette": "benchmarks.apps.starlette_app:app",
+    "brillo": "benchmarks.apps.brillo_app:app",
+}
+PORTS = {"bare": 18011, "starlette": 18012, "brillo": 18013}
+
+# scenario -> (metric used for ratios and targets, brillo/bare target)
+TARGETS: dict[str, float] = {
+    "ws_echo": 0.95,
+    "ws_json": 0.95,
+    "ws_connect": 0.97,
+    "fanout_1000": 0.90,
+    "fanout_5000": 0.90,
+    "http_plaintext": 0.85,
+    "http_json": 0.85,
+}
+ALL_SCENARIOS = [
+    "ws_echo",
+    "ws_json",
+    "ws_connect",
+    "fanout_1000",
+    "fanout_5000",
+    "fanout_stall",
+    "memory",
+    "http_plaintext",
+    "http_json",
+    "routing",
+]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+class Server:
+    """One uvicorn process serving one variant, pinned to the server CPU."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        self.port = PORTS[variant]
+        cmd = [
+            "taskset", "-c", SERVER_CPU,
+            PY, "-m", "uvicorn", VARIANTS[variant],
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+            "--workers", "1", "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=bench_env()
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{variant} server exited: {self.output()}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"{variant} server did not listen on {self.port}")
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def rss(self) -> int:
+        return int(self.ps.memory_info().rss)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(4)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def server(variant: str) -> Iterator[Server]:
+    srv = Server(variant)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def bench_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class Client:
+    """A load-client process (benchmarks.client) pinned to the client CPU."""
+
+    def __init__(self, mode: str, port: int, **opts: Any) -> None:
+        cmd = [
+            "taskset",
+            "-c",
+            CLIENT_CPU,
+            PY,
+            "-m",
+            "benchmarks.client",
+            mode,
+            "--port",
+            str(port),
+        ]
+        for key, value in opts.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                cmd.append(flag)
+            elif value not in (False, None):
+                cmd += [flag, str(value)]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=bench_env(),
+            bufsize=0,
+        )
+        self.buf = b""
+
+    def event(self, timeout: float) -> dict[str, Any]:
+        ev = self.poll_event(timeout)
+        if ev is None:
+            raise BenchError(f"client timed out; stderr: {self.stderr()}")
+        return ev
+
+    def poll_event(self, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise BenchError(f"client exited; stderr: {self.stderr()}")
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def expect(self, name: str, timeout: float) -> dict[str, Any]:
+        ev = self.event(timeout)
+        if ev.get("event") != name:
+            raise BenchError(f"expected {name}, got {ev}")
+        return ev
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.write(line.encode() + b"\n")
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode(errors="replace")[-1500:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+def closed_loop(cfg: Config, variant: str, mode: str) -> dict[str, Any]:
+    with server(variant) as srv:
+        cl = Client(mode, srv.port, conns=50, duration=cfg.duration, warmup=cfg.warmup)
+        try:
+            cl.expect("ready", 60)
+            c0 = srv.cpu()
+            cl.say("go")
+            cl.expect("stop", cfg.duration + 30)
+            cpu = srv.cpu() - c0
+            res = cl.expect("result", 30)
+        finally:
+            cl.close()
+    if res["errors"]:
+        raise BenchError(f"{variant} {mode}: {res['errors']} wrong replies")
+    return {
+        "rate": res["rate"],
+        "p50_ms": res["p50_ms"],
+        "p99_ms": res["p99_ms"],
+        "server_cpu_us": cpu / max(1, res["messages"]) * 1e6,
+        "server_util": cpu / res["wall_s"],
+        "client_util": res["client_util"],
+    }
+
+
+def ws_echo(cfg: Config, variant: str) -> dict[str, Any]:
+    return closed_loop(cfg, variant, "echo")
+
+
+def ws_json(cfg: Config, variant: str) -> dict[str, Any]:
+    return closed_loop(cfg, variant, "json")
+
+
+def ws_connect(cfg: Config, variant: str) -> dict[str, Any]:
+    with server(variant) as srv:
+        cl = Client("connect", srv.port, conns=16, duration=cfg.duration, warmup=cfg.warmup)
+        try:
+            cl.expect("ready", 60)
+            c0 = srv.cpu()
+            cl.say("go")
+            cl.expect("stop", cfg.duration + 30)
+            cpu = srv.cpu() - c0
+            res = cl.expect("result", 60)
+        finally:
+            cl.close()
+    return {
+        "rate": res["rate"],
+        "p50_ms": res["p50_ms"],
+        "p99_ms": res["p99_ms"],
+        "errors": res["errors"],
+        "server_cpu_us": cpu / max(1, res["connections_done"]) * 1e6,
+        "server_util": cpu / res["wall_s"],
+        "client_util": res["client_util"],
+    }
+
+
+def fanout(cfg: Config, variant: str, members: int, stall: bool) -> dict[str, Any]:
+    procs = cfg.fanout_procs
+    broadcasts = cfg.broadcasts_1k if members <= 1000 else cfg.broadcasts_5k
+    tmp = Path(tempfile.mkdtemp(prefix="brillo-bench-"))
+    receivers: list[Client] = []
+    pub: Client | None = None
+    try:
+        with server(variant) as srv:
+            share = [members // procs + (i < members % procs) for i in range(procs)]
+            pub = Client(
+                "fanout-pub",
+                srv.port,
+                broadcasts=broadcasts,
+                window=cfg.window,
+                size=cfg.payload,
+                duration=cfg.fanout_timeout,
+                stall=stall,
+            )
+            # the publisher (and the stalled client, which it fills first) joins before the rest
+            pub.expect("ready", 60)
+            for i, n in enumerate(share):
+                receivers.append(
+                    Client(
+                        "fanout-recv",
+                        srv.port,
+                        conns=n,
+                        duration=cfg.fanout_timeout,
+                        lat_file=tmp / f"lat{i}",
+                    )
+                )
+            for r in receivers:
+                r.expect("ready", 120)
+            c0 = srv.cpu()
+            for r in receivers:
+                r.say("go")
+            pub.say("go")
+            pub.expect("stop", cfg.fanout_timeout + 30)
+            cpu = srv.cpu() - c0
+            pres = pub.expect("result", 30)
+            # receivers end on the end marker; a blocked room never delivers it, so tell them
+            deadline = time.monotonic() + 5
+            rres = []
+            for r in receivers:
+                ev = r.poll_event(max(0.1, deadline - time.monotonic()))
+                if ev is None:
+                    r.say("stop")
+                    ev = r.event(30)
+                if ev.get("event") != "stop":
+                    raise BenchError(f"expected stop, got {ev}")
+                rres.append(r.expect("result", 60))
+    finally:
+        for c in [*receivers, *([pub] if pub else [])]:
+            c.say("stop")
+            c.close()
+    lat: array.array[int] = array.array("q")
+    for i in range(procs):
+        path = tmp / f"lat{i}"
+        if path.exists():
+            lat.frombytes(path.read_bytes())
+    shutil.rmtree(tmp, ignore_errors=True)
+    deliveries = sum(r["deliveries"] for r in rres)
+    if pres["blocked"]:
+        window_s = pres["wall_s"]
+    else:
+        last = max([pres["last_own_ns"], *[r["last_ns"] for r in rres]])
+        window_s = (last - pres["first_send_ns"]) / 1e9
+    client_cpu = pres["client_cpu_s"] + sum(r["client_cpu_s"] for r in rres)
+    ordered = sorted(lat)
+    n = len(ordered)
+    return {
+        "rate": deliveries / window_s if window_s > 0 else 0.0,
+        "p50_ms": ordered[n // 2] / 1e6 if n else float("nan"),
+        "p99_ms": ordered[min(n - 1, n * 99 // 100)] / 1e6 if n else float("nan"),
+        "deliveries": deliveries,
+        "expected": pres["sent"] * members,
+        "broadcasts": pres["sent"],
+        "blocked": pres["blocked"],
+        "server_cpu_us": cpu / max(1, deliveries) * 1e6,
+        "server_util": cpu / max(1e-9, pres["wall_s"]),
+        "client_util": client_cpu / max(1e-9, pres["wall_s"]),
+    }
+
+
+def fanout_1000(cfg: Config, variant: str) -> dict[str, Any]:
+    return fanout(cfg, variant, 1000, stall=False)
+
+
+def fanout_5000(cfg: Config, variant: str) -> dict[str, Any]:
+    return fanout(cfg, variant, cfg.big_room, stall=False)
+
+
+def fanout_stall(cfg: Config, variant: str) -> dict[str, Any]:
+    return fanout(cfg, variant, 1000, stall=True)
+
+
+def memory(cfg: Config, variant: str) -> dict[str, Any]:
+    n = cfg.idle_conns
+    with server(variant) as srv:
+        warm = Client("idle", srv.port, conns=20)
+        warm.expect("ready", 30)
+        warm.say("stop")
+        warm.expect("stop", 10)
+        warm.close()
+        time.sleep(0.5)
+        rss0 = srv.rss()
+        procs = [Client("idle", srv.port, conns=n // 2), Client("idle", srv.port, conns=n - n // 2)]
+        try:
+            got = sum(p.expect("ready", 120)["connections"] for p in procs)
+            time.sleep(1.0)
+            rss1 = srv.rss()
+        finally:
+            for p in procs:
+                p.say("stop")
+                p.close()
+    if got < n:
+        raise BenchError(f"only {got}/{n} idle connections opened")
+    return {
+        "rate": (rss1 - rss0) / n / 1024,  # KiB per connection ("rate" keeps tables uniform)
+        "rss_empty_mib": rss0 / 2**20,
+        "rss_loaded_mib": rss1 / 2**20,
+        "connections": n,
+    }
+
+
+WRK_LINE = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_PCT = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def http(cfg: Config, variant: str, path: str) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed (scripts/bench installs it with apt-get)")
+    with server(variant) as srv:
+        url = f"http://127.0.0.1:{srv.port}{path}"
+        base = ["taskset", "-c", CLIENT_CPU, wrk, "-t1", "-c50", "--latency"]
+        subprocess.run([*base, "-d1s", url], capture_output=True, timeout=30, check=True)
+        c0 = srv.cpu()
+        w0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [*base, f"-d{int(cfg.duration)}s", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - w0
+        cpu = srv.cpu() - c0
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    m = WRK_LINE.search(out)
+    if not m or proc.returncode != 0:
+        raise BenchError(f"wrk failed: {out[-500:]}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise BenchError(f"wrk saw errors: {out[-500:]}")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    pct = {p: float(v) * scale[u] for p, v, u in WRK_PCT.findall(out)}
+    rate = float(m.group(1))
+    return {
+        "rate": rate,
+        "p50_ms": pct.get("50", float("nan")),
+        "p99_ms": pct.get("99", float("nan")),
+        "server_cpu_us": cpu / max(1.0, rate * wall) * 1e6,
+        "server_util": cpu / wall,
+        "client_util": (usage.ru_utime + usage.ru_stime) / wall,
+    }
+
+
+def http_plaintext(cfg: Config, variant: str) -> dict[str, Any]:
+    return http(cfg, variant, "/plaintext")
+
+
+def http_json(cfg: Config, variant: str) -> dict[str, Any]:
+    return http(cfg, variant, "/json")
+
+
+SCENARIOS: dict[str, Callable[[Config, str], dict[str, Any]]] = {
+    "ws_echo": ws_echo,
+    "ws_json": ws_json,
+    "ws_connect": ws_connect,
+    "fanout_1000": fanout_1000,
+    "fanout_5000": fanout_5000,
+    "fanout_stall": fanout_stall,
+    "memory": memory,
+    "http_plaintext": http_plaintext,
+    "http_json": http_json,
+}
+# the stalled-client scenario compares brillo with the bare ceiling (Starlette's loop blocks
+# exactly like bare's); it runs for those two only
+SCENARIO_VARIANTS = {"fanout_stall": ["bare", "brillo"]}
+
+
+def run_routing(cfg: Config) -> dict[str, Any]:
+    script = ROOT / "benchmarks" / "bench_routing.py"
+    if not script.exists():
+        return {"status": "absent"}
+    args = [PY, "-m", "benchmarks.bench_routing"]
+    if cfg.quick:
+        args.append("--quick")
+    try:
+        proc = subprocess.run(
+            ["taskset", "-c", SERVER_CPU, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=bench_env(),
+        )
+        if proc.returncode != 0 and cfg.quick:  # maybe it has no --quick
+            proc = subprocess.run(
+                ["taskset", "-c", SERVER_CPU, *args[:-1]],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=bench_env(),
+            )
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout"}
+    result: dict[str, Any] = {
+        "status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
+        "output": proc.stdout[-6000:],
+    }
+    if proc.returncode != 0:
+        result["stderr"] = proc.stderr[-2000:]
+    for line in reversed(proc.stdout.strip().splitlines()):
+        with contextlib.suppress(ValueError):
+            data = json.loads(line)
+            if isinstance(data, dict):
+                result["data"] = data
+                break
+    return result
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+class Config:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quick = args.quick
+        self.rounds = args.rounds or (1 if args.quick else 3)
+        self.duration = 2.0 if args.quick else 5.0
+        self.warmup = 0.5 if args.quick else 1.0
+        self.fanout_procs = 2
+        self.broadcasts_1k = 40 if args.quick else 150
+        self.broadcasts_5k = 40
+        self.window = 2
+        self.payload = 256
+        self.fanout_timeout = 30.0
+        self.big_room = 5000
+        self.idle_conns = 1000 if args.quick else 5000
+        self.scenarios = args.scenario or [
+            s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
+        ]
+        self.variants = args.variant or list(VARIANTS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def available_variants(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
+    ok, skipped = [], {}
+    for v in wanted:
+        module = VARIANTS[v].split(":")[0]
+        proc = subprocess.run(
+            [PY, "-c", f"import {module} as m; print(getattr(m, 'FANOUT_IMPL', ''))"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=bench_env(),
+            timeout=60,
+        )
+        if proc.returncode == 0:
+            ok.append(v)
+        else:
+            skipped[v] = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "?"
+    return ok, skipped
+
+
+def median_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        if values and not isinstance(runs[0][key], bool):
+            out[key] = statistics.median(values)
+        else:
+            out[key] = runs[0][key] if len(runs) == 1 else [r.get(key) for r in runs]
+    out["rounds"] = len(runs)
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            n: version(n)
+            for n in [
+                "brillo",
+                "starlette",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "websockets",
+                "picows",
+            ]
+        },  # fmt: skip
+        "wrk": wrk_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": git_rev(),
+    }
+
+
+def wrk_version() -> str:
+    wrk = shutil.which("wrk")
+    if not wrk:
+        return "-"
+    proc = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    text = (proc.stdout + proc.stderr).strip().splitlines()
+    return text[0].split(" [")[0] if text else "?"
+
+
+def git_rev() -> str:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    return proc.stdout.strip() or "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
+    parser.add_argument("--scenario", action="append", choices=ALL_SCENARIOS)
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument("--output", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args(argv)
+    cfg = Config(args)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 12000:
+        log("warning: open-file limit below 12000; the 5,000-client scenarios may fail")
+
+    variants, skipped = available_variants(cfg.variants)
+    for v, why in skipped.items():
+        log(f"skipping variant {v}: {why}")
+    started = time.monotonic()
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    errors: dict[str, dict[str, str]] = {}
+    routing: dict[str, Any] | None = None
+    for scenario in cfg.scenarios:
+        if scenario == "routing":
+            log("routing: benchmarks/bench_routing.py")
+            routing = run_routing(cfg)
+            log(f"routing: {routing['status']}")
+            continue
+        raw[scenario] = {}
+        names = [v for v in variants if v in SCENARIO_VARIANTS.get(scenario, variants)]
+        for rnd in range(cfg.rounds):
+            for variant in names:
+                try:
+                    res = SCENARIOS[scenario](cfg, variant)
+                except BenchError as exc:
+                    log(f"{scenario} {variant} round {rnd + 1}: FAILED: {exc}")
+                    errors.setdefault(scenario, {})[variant] = str(exc)[:800]
+                    continue
+                raw[scenario].setdefault(variant, []).append(res)
+                extra = f" client {res['client_util']:.0%}" if "client_util" in res else ""
+                log(f"{scenario} {variant} round {rnd + 1}: {res['rate']:.1f}{extra}")
+    summary = {
+        s: {v: median_metrics(runs) for v, runs in per.items() if runs} for s, per in raw.items()
+    }
+    report = {
+        "machine": machine(),
+        "config": cfg.as_dict(),
+        "skipped_variants": skipped,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "summary": summary,
+        "targets": evaluate(summary, routing),
+        "routing": routing,
+        "errors": errors,
+        "raw": raw,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    table = markdown(report)
+    print(table)
+    if not args.no_doc:
+        write_doc(table)
+    log(f"done in {report['elapsed_s']}s; wrote {out}")
+    return 0
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def ratio(summary: dict[str, Any], scenario: str, a: str, b: str) -> float | None:
+    try:
+        return float(summary[scenario][a]["rate"]) / float(summary[scenario][b]["rate"])
+    except (KeyError, ZeroDivisionError, TypeError):
+        return None
+
+
+def evaluate(summary: dict[str, Any], routing: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for scenario, target in TARGETS.items():
+        if scenario not in summary:
+            continue
+        r = ratio(summary, scenario, "brillo", "bare")
+        rows.append(
+            {
+                "target": f"{scenario}: brillo >= {target:.2f} x bare",
+                "value": None if r is None else round(r, 3),
+                "met": None if r is None else r >= target,
+            }
+        )
+    stall = summary.get("fanout_stall", {}).get("brillo")
+    calm = summary.get("fanout_1000", {}).get("brillo")
+    if stall and calm:
+        rate_ok = stall["rate"] >= 0.9 * calm["rate"]
+        p99_ok = stall["p99_ms"] <= 1.1 * calm["p99_ms"]
+        rows.append(
+            {
+                "target": "fanout_stall: brillo others' rate within 10% of unstalled",
+                "value": round(stall["rate"] / calm["rate"], 3),
+                "met": rate_ok,
+            }
+        )
+        rows.append(
+            {
+                "target": "fanout_stall: brillo others' p99 within 10% of unstalled",
+                "value": round(stall["p99_ms"] / calm["p99_ms"], 3),
+                "met": p99_ok,
+            }
+        )
+    mem = summary.get("memory", {})
+    if "brillo" in mem and "starlette" in mem:
+        b, s = mem["brillo"]["rate"], mem["starlette"]["rate"]
+        rows.append(
+            {
+                "target": "memory per idle connection: brillo <= starlette",
+                "value": f"{b:.1f} vs {s:.1f} KiB",
+                "met": b <= s * 1.02,  # 2% allowance for RSS page noise
+            }
+        )
+    if routing and isinstance(routing.get("data"), dict):
+        value = routing_ratio(routing["data"])
+        if value is not None:
+            rows.append(
+                {
+                    "target": "routing: last of 1,000 routes within 2x of the first",
+                    "value": round(value, 3),
+                    "met": value <= 2.0,
+                }
+            )
+    return rows
+
+
+def routing_ratio(data: dict[str, Any]) -> float | None:
+    for key in ("last_over_first", "ratio", "last_first_ratio"):
+        if isinstance(data.get(key), int | float):
+            return float(data[key])
+    first, last = data.get("first"), data.get("last")
+    if isinstance(first, dict) and isinstance(last, dict):
+        first, last = first.get("ns"), last.get("ns")
+    if isinstance(first, int | float) and isinstance(last, int | float) and first:
+        return float(last) / float(first)
+    return None
+
+
+UNITS = {
+    "ws_echo": "messages/s",
+    "ws_json": "messages/s",
+    "ws_connect": "connections/s",
+    "fanout_1000": "deliveries/s",
+    "fanout_5000": "deliveries/s",
+    "fanout_stall": "others' deliveries/s",
+    "memory": "KiB per idle connection",
+    "http_plaintext": "requests/s",
+    "http_json": "requests/s",
+}
+
+
+def fmt(x: Any, spec: str = ",.0f") -> str:
+    if isinstance(x, int | float) and x == x:
+        return format(x, spec)
+    return "-"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    v = m["versions"]
+    cfg = report["config"]
+    lines = [
+        f"Run of {m['date']} (git {m['git']}), {cfg['rounds']} round(s) per variant, "
+        f"{'quick' if cfg['quick'] else 'full'} mode, {report['elapsed_s']:.0f} s in all.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; "
+        f"Python {m['python']}; uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
+        f"httptools {v['httptools']}, websockets {v['websockets']}; starlette {v['starlette']}; "
+        f"client picows {v['picows']}, {m['wrk']}. Server on CPU {SERVER_CPU}, clients on CPU "
+        f"{CLIENT_CPU}.",
+        "",
+    ]
+    if report["skipped_variants"]:
+        lines += [f"Skipped variants: {report['skipped_variants']}", ""]
+    lines += [
+        "| scenario | variant | median | p50 ms | p99 ms | server CPU µs/op | "
+        "vs bare | vs starlette | client CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for scenario, per in report["summary"].items():
+        for variant in VARIANTS:
+            if variant not in per:
+                continue
+            row = per[variant]
+            is_mem = scenario == "memory"
+            vb = ratio(report["summary"], scenario, variant, "bare")
+            vs = ratio(report["summary"], scenario, variant, "starlette")
+            value = fmt(row["rate"], ".1f" if is_mem else ",.0f") + " " + UNITS[scenario]
+            if row.get("blocked") not in (None, False):
+                value += " (blocked)"
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        scenario,
+                        variant,
+                        value,
+                        fmt(row.get("p50_ms"), ".2f"),
+                        fmt(row.get("p99_ms"), ".2f"),
+                        fmt(row.get("server_cpu_us"), ".1f"),
+                        fmt(vb, ".2f"),
+                        fmt(vs, ".2f"),
+                        fmt(row.get("client_util"), ".0%"),
+                    ]
+                )
+                + " |"
+            )
+    lines += ["", "| target | value | met? |", "|---|---:|:---:|"]
+    for t in report["targets"]:
+        met = {True: "met", False: "**missed**", None: "n/a"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['value']} | {met} |")
+    routing = report.get("routing")
+    if routing:
+        lines += ["", f"Routing (`benchmarks/bench_routing.py`): {routing['status']}"]
+        if routing.get("output"):
+            lines += ["", "```text", routing["output"].rstrip(), "```"]
+    if report["errors"]:
+        lines += ["", "Failures:", ""]
+        for scenario, per in report["errors"].items():
+            for variant, msg in per.items():
+                lines.append(f"- {scenario} / {variant}: {msg.splitlines()[0][:300]}")
+    return "\n".join(lines)
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{START_MARK}\n{END_MARK}\n"
+    if START_MARK not in text or END_MARK not in text:
+        text += f"\n{START_MARK}\n{END_MARK}\n"
+    head, rest = text.split(START_MARK, 1)
+    _, tail = rest.split(END_MARK, 1)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(f"{head}{START_MARK}\n{table}\n{END_MARK}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
