@@ -168,6 +168,41 @@ def test_url_from_scope_tolerates_bad_bytes() -> None:
     assert utf8.query == "q=é"
 
 
+@pytest.mark.parametrize(
+    ("host", "hostname", "port"),
+    [
+        ("[bad", "bad", None),
+        ("[::1", "::1", None),
+        ("h:abc", "h", None),
+        ("h:99999", "h", None),
+        ("h:", "h", None),
+    ],
+)
+def test_url_hostile_host_header_does_not_crash(host: str, hostname: str, port: None) -> None:
+    url = URL(scope=_scope(headers=[(b"host", host.encode())], query_string=b"a=1"))
+    assert url.scheme == "http"
+    assert url.netloc == host
+    assert url.hostname == hostname
+    assert url.port == port
+    assert url.path == "/path"
+    assert url.query == "a=1"
+    assert str(url) == f"http://{host}/path?a=1"
+
+
+def test_url_lenient_split_of_unparsable_urls() -> None:
+    url = URL("wss://[oops/p/q?x=1#f")
+    assert (url.scheme, url.netloc, url.path, url.query, url.fragment) == (
+        "wss",
+        "[oops",
+        "/p/q",
+        "x=1",
+        "f",
+    )
+    assert url.is_secure
+    rel = URL("//[x?y")
+    assert (rel.netloc, rel.path, rel.query) == ("[x", "", "y")
+
+
 def test_url_scope_and_url_exclusive() -> None:
     with pytest.raises(AssertionError):
         URL("http://x", scope=_scope())

@@ -53,6 +53,21 @@ def _decode_query(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _lenient_split(url: str) -> SplitResult:
+    """Split a URL that :func:`urllib.parse.urlsplit` rejects, without validating the netloc."""
+    rest, _, fragment = url.partition("#")
+    rest, _, query = rest.partition("?")
+    scheme = netloc = ""
+    if "://" in rest:
+        scheme, _, rest = rest.partition("://")
+        netloc, slash, path = rest.partition("/")
+        rest = slash + path
+    elif rest.startswith("//"):
+        netloc, slash, path = rest[2:].partition("/")
+        rest = slash + path
+    return SplitResult(scheme.lower(), netloc, rest, query, fragment)
+
+
 class URL:
     """An immutable URL with easy access to its components.
 
@@ -110,7 +125,10 @@ class URL:
     def components(self) -> SplitResult:
         """The parsed URL as a :class:`urllib.parse.SplitResult`."""
         if self._components is None:
-            self._components = urlsplit(self._url)
+            try:
+                self._components = urlsplit(self._url)
+            except ValueError:  # e.g. an unbalanced "[" from a hostile Host header
+                self._components = _lenient_split(self._url)
         return self._components
 
     @property
@@ -155,8 +173,11 @@ class URL:
 
     @property
     def port(self) -> int | None:
-        """The explicit port, or None when the URL has none."""
-        return self.components.port
+        """The explicit port, or None when the URL has none (or it is not a valid port)."""
+        try:
+            return self.components.port
+        except ValueError:
+            return None
 
     @property
     def is_secure(self) -> bool:
@@ -366,7 +387,7 @@ class ImmutableMultiDict(Mapping[_KeyType, _CovariantValueType]):
         return list(self._list)
 
     def __getitem__(self, key: _KeyType) -> _CovariantValueType:
-        return cast(_CovariantValueType, self._dict[key])
+        return self._dict[key]  # type: ignore[no-any-return]
 
     def __contains__(self, key: Any) -> bool:
         return key in self._dict
