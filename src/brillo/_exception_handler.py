@@ -1,0 +1,211 @@
+"""Private: run an ASGI app and turn the exceptions it raises into responses or WebSocket closes.
+
+Used twice on every request: once by :class:`brillo.middleware.exceptions.ExceptionMiddleware`
+around the router, and once per endpoint by the ``request_response`` / ``websocket_session``
+wrappers, so that exceptions raised inside an endpoint are handled *inside* the route's own
+middleware. ExceptionMiddleware stores its handler tables in the scope under
+:data:`HANDLERS_KEY`; without them only brillo's built-in WebSocket rules apply.
+
+WebSocket rules, after any registered handler has had its chance:
+
+* :class:`~brillo.websockets.WebSocketDisconnect`: the client went away; swallowed.
+* :class:`~brillo.websockets.WebSocketClientError`: the client sent something unusable; the
+  connection is closed with the error's ``code`` (1003, 1007, ...) and one INFO line is logged.
+* anything else: closed with 1011 if the socket was accepted, then re-raised for the server to
+  log (before accept the server answers the handshake with HTTP 500).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from brillo._utils import is_async_callable
+from brillo.concurrency import run_in_threadpool
+from brillo.exceptions import HTTPException
+from brillo.requests import Request
+from brillo.types import ASGIApp, Message, Receive, Scope, Send
+from brillo.websockets import (
+    WebSocket,
+    WebSocketClientError,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+
+__all__ = [
+    "HANDLERS_KEY",
+    "handle_http",
+    "handle_websocket",
+    "lookup_exception_handler",
+    "websocket_error",
+]
+
+#: Scope key under which ExceptionMiddleware publishes ``(class_handlers, status_handlers)``.
+HANDLERS_KEY = "brillo.exception_handlers"
+#: Attribute set on an exception once a WebSocket close was sent for it (avoid closing twice).
+_HANDLED_ATTR = "_brillo_websocket_handled"
+
+logger = logging.getLogger("brillo.websockets")
+
+_CONNECTED = WebSocketState.CONNECTED
+_DISCONNECTED = WebSocketState.DISCONNECTED
+_CONNECTING = WebSocketState.CONNECTING
+
+Handler = Callable[..., Any]
+
+
+def lookup_exception_handler(handlers: Mapping[Any, Handler], exc: BaseException) -> Handler | None:
+    """The handler registered for the nearest class in ``type(exc).__mro__``, if any."""
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+def _find_handler(scope: Scope, exc: Exception) -> Handler | None:
+    tables = scope.get(HANDLERS_KEY)
+    if tables is None:
+        return None
+    class_handlers, status_handlers = tables
+    if isinstance(exc, HTTPException):
+        handler: Handler | None = status_handlers.get(exc.status_code)
+        if handler is not None:
+            return handler
+    return lookup_exception_handler(class_handlers, exc)
+
+
+async def handle_http(
+    app: ASGIApp, request: Request | None, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for an HTTP scope; render a registered handler's response on error.
+
+    An exception without a handler propagates unchanged, as does any exception once the response
+    has started (a :class:`RuntimeError` says so when a handler existed).
+    """
+    started = False
+
+    async def sender(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, sender)
+    except Exception as exc:
+        handler = _find_handler(scope, exc)
+        if handler is None:
+            raise
+        if started:
+            raise RuntimeError("Caught handled exception, but response already started.") from exc
+        if request is None:
+            request = Request(scope, receive, send)
+        if is_async_callable(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
+        if response is not None:
+            await response(scope, receive, sender)
+
+
+def _truncate_reason(text: str) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= 123:
+        return text
+    return data[:120].decode("utf-8", "ignore") + "..."
+
+
+async def _close(session: WebSocket | None, send: Send, code: int, reason: str = "") -> None:
+    """Send a close frame if the socket can still take one; never raise for a gone client."""
+    if session is not None:
+        if session.application_state is _DISCONNECTED or session.client_state is _DISCONNECTED:
+            return
+        if session.application_state is WebSocketState.RESPONSE:
+            return
+    try:
+        if session is not None:
+            await session.close(code, reason)
+        else:
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+    except (RuntimeError, OSError):
+        # The server refused the message: the connection is already closed or gone.
+        pass
+
+
+async def _websocket_response(
+    session: WebSocket | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    response: Any,
+    exc: Exception,
+) -> None:
+    """A handler returned an HTTP response for a WebSocket scope (e.g. an HTTPException).
+
+    Before accept it becomes a denial response when the server supports the
+    ``websocket.http.response`` extension, else a 1008 close (HTTP 403 for the client). After
+    accept the socket is closed: 1011 for a 5xx status, 1008 otherwise.
+    """
+    status = getattr(response, "status_code", 500)
+    accepted = session is not None and session.application_state is _CONNECTED
+    if not accepted and (session is None or session.application_state is _CONNECTING):
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            if session is not None:
+                session.application_state = WebSocketState.RESPONSE
+            try:
+                await response(scope, receive, send)
+            finally:
+                if session is not None:
+                    session.application_state = _DISCONNECTED
+            return
+        reason = getattr(exc, "detail", "") if isinstance(exc, HTTPException) else ""
+        await _close(session, send, 1008, _truncate_reason(str(reason)))
+        return
+    await _close(session, send, 1011 if status >= 500 else 1008)
+
+
+async def websocket_error(
+    exc: Exception, session: WebSocket | None, scope: Scope, receive: Receive, send: Send
+) -> bool:
+    """Deal with ``exc`` escaping a WebSocket app; False means: re-raise it.
+
+    ``session`` is the endpoint's :class:`WebSocket` when there is one; its states tell whether a
+    close frame can still be sent. Without it (a raw ASGI app) an unexpected error is simply
+    re-raised: the server then closes with 1011 (after accept) or answers HTTP 500.
+    """
+    if getattr(exc, _HANDLED_ATTR, False):
+        return False
+    handler = _find_handler(scope, exc)
+    if handler is not None:
+        conn = WebSocket(scope, receive, send) if session is None else session
+        if is_async_callable(handler):
+            result = await handler(conn, exc)
+        else:
+            result = await run_in_threadpool(handler, conn, exc)
+        if result is not None:
+            await _websocket_response(session, scope, receive, send, result, exc)
+        return True
+    if isinstance(exc, WebSocketDisconnect):
+        return True
+    if isinstance(exc, WebSocketClientError):
+        code = exc.code
+        logger.info("WebSocket %s closed with code %d: %s", scope.get("path", ""), code, exc)
+        await _close(session, send, code, _truncate_reason(str(exc)))
+        return True
+    if session is not None:
+        await _close(session, send, 1011)
+        setattr(exc, _HANDLED_ATTR, True)
+    return False
+
+
+async def handle_websocket(
+    app: ASGIApp, session: WebSocket | None, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for a WebSocket scope, applying registered handlers and brillo's close rules."""
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:
+        if not await websocket_error(exc, session, scope, receive, send):
+            raise

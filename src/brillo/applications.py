@@ -1,0 +1,164 @@
+"""The application class: a router wrapped in error handling and user middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from brillo.datastructures import State, URLPath
+from brillo.middleware import Middleware, _MiddlewareFactory
+from brillo.middleware.errors import ServerErrorMiddleware
+from brillo.middleware.exceptions import ExceptionMiddleware
+from brillo.requests import Request
+from brillo.responses import Response
+from brillo.routing import MAX_BODY_SIZE_KEY, BaseRoute, Router
+from brillo.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
+from brillo.websockets import WebSocket
+
+__all__ = ["Brillo", "Starlette"]
+
+AppType = TypeVar("AppType", bound="Brillo")
+P = ParamSpec("P")
+
+
+class Brillo:
+    """A brillo application (``Starlette`` is an alias).
+
+    * ``debug``: render tracebacks for unhandled HTTP errors (never in production).
+    * ``routes``: the route table (:class:`~brillo.routing.Route`, ``WebSocketRoute``,
+      ``Mount``, ``Host``).
+    * ``middleware``: :class:`~brillo.middleware.Middleware` entries, outermost first; they
+      run inside ServerErrorMiddleware and outside ExceptionMiddleware.
+    * ``exception_handlers``: by status code or exception class; a handler for ``500`` or
+      ``Exception`` becomes the ServerErrorMiddleware handler.
+    * ``lifespan``: an async context manager factory called with the app; a mapping it yields
+      becomes the lifespan state copied into each request's ``scope["state"]``.
+    * ``max_body_size``: default request body limit in bytes (413 beyond it); routes and mounts
+      may set their own.
+    """
+
+    def __init__(
+        self: AppType,
+        debug: bool = False,
+        routes: Sequence[BaseRoute] | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        exception_handlers: Mapping[Any, ExceptionHandler] | None = None,
+        lifespan: Lifespan[AppType] | None = None,
+        *,
+        max_body_size: int | None = None,
+    ) -> None:
+        self.debug = debug
+        self.state = State()
+        self.router = Router(routes, lifespan=lifespan)
+        self.exception_handlers: dict[Any, Callable[..., Any]] = (
+            {} if exception_handlers is None else dict(exception_handlers)
+        )
+        self.user_middleware: list[Middleware] = [] if middleware is None else list(middleware)
+        self.max_body_size = max_body_size
+        self.middleware_stack: ASGIApp | None = None
+
+    @property
+    def debug(self) -> bool:
+        """Whether unhandled errors render a traceback page."""
+        return self._debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self._debug = value
+        self.middleware_stack = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Assemble ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router."""
+        debug = self.debug
+        error_handler = None
+        exception_handlers: dict[Any, Callable[..., Any]] = {}
+        for key, value in self.exception_handlers.items():
+            if key in (500, Exception):
+                error_handler = value
+            else:
+                exception_handlers[key] = value
+
+        middleware = [
+            Middleware(ServerErrorMiddleware, handler=error_handler, debug=debug),
+            *self.user_middleware,
+            Middleware(ExceptionMiddleware, handlers=exception_handlers, debug=debug),
+        ]
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The router's route table."""
+        return self.router.routes
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of the route called ``name`` (see :meth:`Router.url_path_for`)."""
+        return self.router.url_path_for(name, **path_params)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point: builds the middleware stack on first use."""
+        scope["app"] = self
+        if self.max_body_size is not None and scope["type"] == "http":
+            scope[MAX_BODY_SIZE_KEY] = self.max_body_size
+        stack = self.middleware_stack
+        if stack is None:
+            stack = self.middleware_stack = self.build_middleware_stack()
+        await stack(scope, receive, send)
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        """Mount ``app`` under ``path``."""
+        self.router.mount(path, app=app, name=name)
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        """Serve ``app`` for requests whose ``Host`` header matches ``host``."""
+        self.router.host(host, app=app, name=name)
+
+    def add_middleware(
+        self, middleware_class: _MiddlewareFactory | type[Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """Add a middleware outside those already added (it runs first).
+
+        Raises RuntimeError once the application has started serving.
+        """
+        if self.middleware_stack is not None:
+            raise RuntimeError("Cannot add middleware after an application has started")
+        self.user_middleware.insert(0, Middleware(middleware_class, *args, **kwargs))
+
+    def add_exception_handler(
+        self,
+        exc_class_or_status_code: int | type[Exception],
+        handler: ExceptionHandler,
+    ) -> None:
+        """Register a handler for a status code or an exception class.
+
+        Handlers are read when the middleware stack is built: add them before serving.
+        """
+        self.exception_handlers[exc_class_or_status_code] = handler
+
+    def add_route(
+        self,
+        path: str,
+        route: Callable[[Request], Awaitable[Response] | Response],
+        methods: list[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        """Add an HTTP route."""
+        self.router.add_route(
+            path, route, methods=methods, name=name, include_in_schema=include_in_schema
+        )
+
+    def add_websocket_route(
+        self,
+        path: str,
+        route: Callable[[WebSocket], Awaitable[None]],
+        name: str | None = None,
+    ) -> None:
+        """Add a WebSocket route."""
+        self.router.add_websocket_route(path, route, name=name)
+
+
+#: Starlette-compatible name of :class:`Brillo`.
+Starlette = Brillo

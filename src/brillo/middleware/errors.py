@@ -1,0 +1,136 @@
+"""ServerErrorMiddleware: the outermost safety net that answers 500 for unhandled errors."""
+
+from __future__ import annotations
+
+import html
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from brillo._utils import is_async_callable
+from brillo.concurrency import run_in_threadpool
+from brillo.requests import Request
+from brillo.responses import HTMLResponse, PlainTextResponse, Response
+from brillo.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ServerErrorMiddleware"]
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>brillo: {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+h1 {{ font-size: 1.4em; color: #a00; }}
+pre {{ background: #f6f6f6; border: 1px solid #ddd; padding: 1em; overflow-x: auto; }}
+.frame {{ margin-bottom: 1.2em; }}
+.where {{ font-family: monospace; color: #555; }}
+</style>
+</head>
+<body>
+<h1>500 Server Error</h1>
+<h2>{title}</h2>
+<p>Raised while handling <code>{method} {path}</code>. This page is shown because the application
+runs with <code>debug=True</code>; never enable it in production.</p>
+{frames}
+<h3>Full traceback</h3>
+<pre>{traceback}</pre>
+</body>
+</html>
+"""
+
+_FRAME = """<div class="frame"><div class="where">{filename}, line {lineno}, in {name}</div>
+<pre>{line}</pre></div>"""
+
+
+class ServerErrorMiddleware:
+    """Answer ``500`` when an HTTP request raises an exception nobody handled, then re-raise it.
+
+    The response is ``handler(request, exc)`` when a handler is given (sync handlers run in the
+    thread pool), a traceback page when ``debug`` is true (HTML if the client accepts
+    ``text/html``, plain text otherwise), else a plain ``Internal Server Error``. The exception is
+    always re-raised so that the server logs it. Nothing is sent if the response had already
+    started. WebSocket and lifespan scopes pass straight through: WebSocket errors are handled by
+    the route and ExceptionMiddleware (close code 1011).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        handler: Callable[[Request, Exception], Any] | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.app = app
+        self.handler = handler
+        self.debug = debug
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; on an unhandled HTTP error send a 500 response and re-raise."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+
+        async def sender(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sender)
+        except Exception as exc:
+            if not started:
+                request = Request(scope, receive, send)
+                if self.debug:
+                    response = self.debug_response(request, exc)
+                elif self.handler is None:
+                    response = self.error_response(request, exc)
+                elif is_async_callable(self.handler):
+                    response = await self.handler(request, exc)
+                else:
+                    response = await run_in_threadpool(self.handler, request, exc)
+                if response is not None:
+                    await response(scope, receive, send)
+            raise
+
+    def generate_html(
+        self, exc: Exception, limit: int = 7, *, method: str = "", path: str = ""
+    ) -> str:
+        """An HTML page showing the exception and its innermost ``limit`` frames."""
+        summary = traceback.extract_tb(exc.__traceback__)[-limit:]
+        frames = "\n".join(
+            _FRAME.format(
+                filename=html.escape(frame.filename),
+                lineno=frame.lineno,
+                name=html.escape(frame.name),
+                line=html.escape(frame.line or ""),
+            )
+            for frame in reversed(summary)
+        )
+        title = f"{type(exc).__name__}: {exc}"
+        return _PAGE.format(
+            title=html.escape(title),
+            method=html.escape(method),
+            path=html.escape(path),
+            frames=frames,
+            traceback=html.escape(self.generate_plain_text(exc)),
+        )
+
+    def generate_plain_text(self, exc: Exception) -> str:
+        """The full traceback of ``exc`` as text."""
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+    def debug_response(self, request: Request, exc: Exception) -> Response:
+        """The debug traceback page: HTML when the client accepts it, plain text otherwise."""
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept:
+            page = self.generate_html(exc, method=request.method, path=request.url.path)
+            return HTMLResponse(page, status_code=500)
+        return PlainTextResponse(self.generate_plain_text(exc), status_code=500)
+
+    def error_response(self, request: Request, exc: Exception) -> Response:
+        """The production answer: a bare ``500 Internal Server Error``."""
+        return PlainTextResponse("Internal Server Error", status_code=500)

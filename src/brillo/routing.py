@@ -1,0 +1,939 @@
+"""Routing: map a request's path (and host, method, scope type) to the endpoint that serves it.
+
+The building blocks are :class:`Route` (HTTP), :class:`WebSocketRoute`, :class:`Mount` (a
+sub-application or sub-router under a path prefix) and :class:`Host` (dispatch on the ``Host``
+header), collected in a :class:`Router`. The first route, in declaration order, that fully matches
+handles the request. The router precompiles its table into a prefix index so that finding that
+route does not get slower as the table grows; the result is always the same as trying every route
+in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import inspect
+import re
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from typing import Any, SupportsIndex, TypeVar
+
+from brillo._exception_handler import handle_http, websocket_error
+from brillo._utils import get_route_path, is_async_callable
+from brillo.concurrency import run_in_threadpool
+from brillo.convertors import CONVERTOR_TYPES, Convertor
+from brillo.datastructures import URL, URLPath
+from brillo.exceptions import HTTPException
+from brillo.middleware import Middleware
+from brillo.requests import Request
+from brillo.responses import PlainTextResponse, RedirectResponse, Response
+from brillo.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+from brillo.websockets import WebSocket, WebSocketClose
+
+__all__ = [
+    "BaseRoute",
+    "Host",
+    "Match",
+    "Mount",
+    "NoMatchFound",
+    "Route",
+    "Router",
+    "WebSocketRoute",
+    "compile_path",
+    "get_name",
+    "replace_params",
+    "request_response",
+    "websocket_session",
+]
+
+T = TypeVar("T")
+
+#: Scope key carrying the request body limit that applies to the matched route.
+MAX_BODY_SIZE_KEY = "brillo.route_max_body_size"
+
+
+class NoMatchFound(Exception):
+    """``url_path_for`` found no route with that name accepting exactly those parameters."""
+
+    def __init__(self, name: str, path_params: dict[str, Any]) -> None:
+        params = ", ".join(path_params)
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
+
+
+class Match(enum.Enum):
+    """How well a route matches a scope."""
+
+    #: Not this route.
+    NONE = 0
+    #: The path matches but the method does not (used for 405 answers).
+    PARTIAL = 1
+    #: This route handles the request.
+    FULL = 2
+
+
+def get_name(endpoint: Callable[..., Any]) -> str:
+    """The default route name of an endpoint: its ``__name__``, else its class name."""
+    return getattr(endpoint, "__name__", endpoint.__class__.__name__)
+
+
+def request_response(
+    func: Callable[[Request], Awaitable[Response] | Response],
+) -> ASGIApp:
+    """Turn ``func(request) -> response`` into an ASGI app.
+
+    Synchronous functions run in the thread pool. Exceptions raised by ``func`` are handled by the
+    application's exception handlers right here, inside any route middleware.
+    """
+    if is_async_callable(func):
+        call: Callable[[Request], Awaitable[Response]] = func  # type: ignore[assignment]
+    else:
+        call = functools.partial(run_in_threadpool, func)  # type: ignore[call-arg,assignment]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await call(request)
+            await response(scope, receive, send)
+
+        await handle_http(respond, request, scope, receive, send)
+
+    return app
+
+
+def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+    """Turn ``async func(websocket)`` into an ASGI app.
+
+    Errors escaping ``func`` are handled as described in :mod:`brillo.middleware.exceptions`: a
+    registered handler runs; a client error closes with its code; anything else closes with 1011
+    (if accepted) and is re-raised.
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        session = WebSocket(scope, receive, send)
+        try:
+            await func(session)
+        except Exception as exc:
+            if not await websocket_error(exc, session, scope, receive, send):
+                raise
+
+    return app
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+PARAM_REGEX = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
+
+
+def replace_params(
+    path: str, param_convertors: dict[str, Convertor[Any]], path_params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Fill the ``{name}`` slots of ``path``; return it with the params that had no slot."""
+    for key, value in list(path_params.items()):
+        slot = "{" + key + "}"
+        if slot in path:
+            path = path.replace(slot, param_convertors[key].to_string(value))
+            path_params.pop(key)
+    return path, path_params
+
+
+def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+    """Compile a route path (or a host pattern) with ``{name}`` / ``{name:type}`` parameters.
+
+    Returns ``(regex, format, convertors)``: the anchored regular expression matching the path,
+    the format string with bare ``{name}`` slots (for ``url_path_for``), and the convertor of each
+    parameter. A host pattern (not starting with ``/``) ignores any ``:port`` suffix.
+
+    Raises ValueError for an unknown convertor type or a parameter name used twice.
+    """
+    is_host = not path.startswith("/")
+    regex = "^"
+    path_format = ""
+    duplicated: set[str] = set()
+    convertors: dict[str, Convertor[Any]] = {}
+    idx = 0
+    for match in PARAM_REGEX.finditer(path):
+        name, type_spec = match.groups()
+        convertor_type = type_spec[1:] if type_spec else "str"
+        convertor = CONVERTOR_TYPES.get(convertor_type)
+        if convertor is None:
+            raise ValueError(
+                f"Unknown path convertor '{convertor_type}' in path {path!r}; known: "
+                f"{', '.join(sorted(CONVERTOR_TYPES))} (see register_url_convertor)."
+            )
+        literal = path[idx : match.start()]
+        regex += re.escape(literal) + f"(?P<{name}>{convertor.regex})"
+        path_format += literal + "{" + name + "}"
+        if name in convertors:
+            duplicated.add(name)
+        convertors[name] = convertor
+        idx = match.end()
+    if duplicated:
+        names = ", ".join(sorted(duplicated))
+        ending = "s" if len(duplicated) > 1 else ""
+        raise ValueError(f"Duplicated param name{ending} {names} at path {path}")
+    if is_host:
+        regex += re.escape(path[idx:].split(":")[0]) + "$"
+    else:
+        regex += re.escape(path[idx:]) + "$"
+    path_format += path[idx:]
+    return re.compile(regex), path_format, convertors
+
+
+def _convert(match: re.Match[str], convertors: dict[str, Convertor[Any]]) -> dict[str, Any]:
+    params: dict[str, Any] = match.groupdict()
+    for key, value in params.items():
+        params[key] = convertors[key].convert(value)
+    return params
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limit_body(receive: Receive, limit: int) -> Receive:
+    """Wrap ``receive`` so that a request body growing past ``limit`` bytes raises 413."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"Request body is larger than {limit} bytes.")
+        return message
+
+    return limited
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    detail = f"Request body is larger than {limit} bytes."
+    if "app" in scope:
+        raise HTTPException(413, detail)
+    await PlainTextResponse(detail, 413)(scope, receive, send)
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+class BaseRoute:
+    """Base of all routes: :meth:`matches` a scope, :meth:`handle` it, build URLs back."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """How this route matches ``scope``, and the scope entries to set when it handles it."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of the route called ``name`` with these parameters (else NoMatchFound)."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a scope this route matched."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Use the route on its own as an ASGI app: 404 / close when it does not match."""
+        match, child_scope = self.matches(scope)
+        if match is Match.NONE:
+            if scope["type"] == "http":
+                await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            elif scope["type"] == "websocket":
+                await WebSocketClose()(scope, receive, send)
+            return
+        scope.update(child_scope)
+        await self.handle(scope, receive, send)
+
+
+def _wrap_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -> ASGIApp:
+    if middleware is not None:
+        for cls, args, kwargs in reversed(middleware):
+            app = cls(app, *args, **kwargs)
+    return app
+
+
+def _is_plain_function(endpoint: Any) -> bool:
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+
+
+class Route(BaseRoute):
+    """An HTTP route: ``path`` (with ``{param}`` slots) and the endpoint serving it.
+
+    A function (or method) endpoint takes a :class:`~brillo.requests.Request` and returns a
+    response; it may be synchronous (run in the thread pool). Anything else, such as an
+    :class:`~brillo.endpoints.HTTPEndpoint` subclass, is used as an ASGI app. ``methods``
+    defaults to ``["GET"]`` for functions; ``GET`` implies ``HEAD``. ``max_body_size`` limits
+    the request body (HTTP 413 beyond it), overriding a limit set on a mount or the app.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+        middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        self.include_in_schema = include_in_schema
+        self.max_body_size = max_body_size
+
+        if _is_plain_function(endpoint):
+            self.app: ASGIApp = request_response(endpoint)
+            if methods is None:
+                methods = ["GET"]
+        else:
+            self.app = endpoint
+        self.app = _wrap_middleware(self.app, middleware)
+
+        if methods is None:
+            self.methods: set[str] | None = None
+        else:
+            self.methods = {method.upper() for method in methods}
+            if "GET" in self.methods:
+                self.methods.add("HEAD")
+        self._allow = ", ".join(sorted(self.methods)) if self.methods else ""
+
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for an HTTP scope whose path and method match; PARTIAL if only the path does."""
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        match = self.path_regex.match(get_route_path(scope))
+        if match is None:
+            return Match.NONE, {}
+        path_params = dict(scope.get("path_params") or ())
+        if self.param_convertors:
+            path_params.update(_convert(match, self.param_convertors))
+        child_scope: Scope = {"endpoint": self.endpoint, "path_params": path_params, "route": self}
+        if self.max_body_size is not None:
+            child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
+        if self.methods and scope["method"] not in self.methods:
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """This route's path for ``name`` when the parameters are exactly its own."""
+        if name != self.name or path_params.keys() != self.param_convertors.keys():
+            raise NoMatchFound(name, path_params)
+        path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
+        assert not remaining
+        return URLPath(path=path, protocol="http")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 405 (with ``Allow``) for a wrong method, else run the endpoint."""
+        if self.methods and scope["method"] not in self.methods:
+            headers = {"Allow": self._allow}
+            if "app" in scope:
+                raise HTTPException(status_code=405, headers=headers)
+            response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+            await response(scope, receive, send)
+            return
+        limit = scope.get(MAX_BODY_SIZE_KEY)
+        if limit is not None:
+            length = _content_length(scope)
+            if length is not None and length > limit:
+                await _too_large(scope, receive, send, limit)
+                return
+            receive = _limit_body(receive, limit)
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Route)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+            and self.methods == other.methods
+        )
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        methods = sorted(self.methods or [])
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r}, methods={methods!r})"
+
+
+class WebSocketRoute(BaseRoute):
+    """A WebSocket route: ``path`` and the endpoint serving it.
+
+    A function endpoint is ``async def endpoint(websocket)``; anything else (such as a
+    :class:`~brillo.endpoints.WebSocketEndpoint` subclass) is used as an ASGI app.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        assert path.startswith("/"), "Routed paths must start with '/'"
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        if _is_plain_function(endpoint):
+            self.app: ASGIApp = websocket_session(endpoint)
+        else:
+            self.app = endpoint
+        self.app = _wrap_middleware(self.app, middleware)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for a WebSocket scope whose path matches."""
+        if scope["type"] != "websocket":
+            return Match.NONE, {}
+        match = self.path_regex.match(get_route_path(scope))
+        if match is None:
+            return Match.NONE, {}
+        path_params = dict(scope.get("path_params") or ())
+        if self.param_convertors:
+            path_params.update(_convert(match, self.param_convertors))
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params, "route": self}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """This route's path for ``name`` when the parameters are exactly its own."""
+        if name != self.name or path_params.keys() != self.param_convertors.keys():
+            raise NoMatchFound(name, path_params)
+        path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
+        assert not remaining
+        return URLPath(path=path, protocol="websocket")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the endpoint."""
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WebSocketRoute)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+        )
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r})"
+
+
+class Mount(BaseRoute):
+    """Serve everything under ``path`` with ``app``, or with a router over ``routes``.
+
+    The child sees the same ``path``; ``root_path`` grows by the matched prefix, so
+    ``get_route_path`` yields the rest. Name a mount to build URLs of its routes as
+    ``"mountname:routename"``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        app: ASGIApp | None = None,
+        routes: Sequence[BaseRoute] | None = None,
+        name: str | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        assert path == "" or path.startswith("/"), "Routed paths must start with '/'"
+        assert app is not None or routes is not None, (
+            "Either 'app=...', or 'routes=' must be specified"
+        )
+        self.path = path.rstrip("/")
+        if app is not None:
+            self._base_app: ASGIApp = app
+        else:
+            self._base_app = Router(routes=routes)
+        self.app = _wrap_middleware(self._base_app, middleware)
+        self.name = name
+        self.max_body_size = max_body_size
+        # A router (or brillo app) enforces the limit per route; other apps are guarded here.
+        self._guard_body = not isinstance(self._base_app, Router) and not hasattr(
+            self._base_app, "router"
+        )
+        self.path_regex, self.path_format, self.param_convertors = compile_path(
+            self.path + "/{path:path}"
+        )
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes of the mounted router (empty for an app that has none)."""
+        return getattr(self._base_app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for an HTTP or WebSocket scope whose path is under this mount's prefix."""
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        route_path = get_route_path(scope)
+        match = self.path_regex.match(route_path)
+        if match is None:
+            return Match.NONE, {}
+        matched = _convert(match, self.param_convertors)
+        remaining_path = "/" + matched.pop("path")
+        matched_path = route_path[: -len(remaining_path)]
+        path_params = dict(scope.get("path_params") or ())
+        path_params.update(matched)
+        root_path = scope.get("root_path", "")
+        child_scope: Scope = {
+            "path_params": path_params,
+            "app_root_path": scope.get("app_root_path", root_path),
+            "root_path": root_path + matched_path,
+            "endpoint": self.app,
+            "route": self,
+        }
+        if self.max_body_size is not None:
+            child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The mount's own path (``name`` with a ``path`` param) or a path of a child route."""
+        if self.name is not None and name == self.name and "path" in path_params:
+            path_params["path"] = str(path_params["path"]).lstrip("/")
+            path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
+            if not remaining:
+                return URLPath(path=path)
+        elif self.name is None or name.startswith(self.name + ":"):
+            remaining_name = name if self.name is None else name[len(self.name) + 1 :]
+            path_kwarg = path_params.get("path")
+            path_params["path"] = ""
+            prefix, remaining_params = replace_params(
+                self.path_format, self.param_convertors, path_params
+            )
+            if path_kwarg is not None:
+                remaining_params["path"] = path_kwarg
+            for route in self.routes:
+                try:
+                    url = route.url_path_for(remaining_name, **remaining_params)
+                except NoMatchFound:
+                    continue
+                return URLPath(path=prefix.rstrip("/") + str(url), protocol=url.protocol)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the mounted app (applying the body limit for apps that are not routers)."""
+        if self._guard_body and scope["type"] == "http":
+            limit = scope.get(MAX_BODY_SIZE_KEY)
+            if limit is not None:
+                length = _content_length(scope)
+                if length is not None and length > limit:
+                    await _too_large(scope, receive, send, limit)
+                    return
+                receive = _limit_body(receive, limit)
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mount) and self.path == other.path and self.app == other.app
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r}, app={self.app!r})"
+
+
+def _host_header(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: str = value.decode("latin-1")
+            return host.split(":")[0]
+    return ""
+
+
+class Host(BaseRoute):
+    """Serve requests whose ``Host`` header matches ``host`` (which may have ``{params}``)."""
+
+    def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        assert not host.startswith("/"), "Host must not start with '/'"
+        self.host = host
+        self.app = app
+        self.name = name
+        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes of the app served for this host (empty for an app that has none)."""
+        return getattr(self.app, "routes", [])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for an HTTP or WebSocket scope whose ``Host`` header matches."""
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        match = self.host_regex.match(_host_header(scope))
+        if match is None:
+            return Match.NONE, {}
+        path_params = dict(scope.get("path_params") or ())
+        path_params.update(_convert(match, self.param_convertors))
+        return Match.FULL, {"path_params": path_params, "endpoint": self.app, "route": self}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """A path (with this host) of the host's own name or of a route in its app."""
+        if self.name is not None and name == self.name and "path" in path_params:
+            path = str(path_params.pop("path"))
+            host, remaining = replace_params(self.host_format, self.param_convertors, path_params)
+            if not remaining:
+                return URLPath(path=path, host=host)
+        elif self.name is None or name.startswith(self.name + ":"):
+            remaining_name = name if self.name is None else name[len(self.name) + 1 :]
+            host, remaining_params = replace_params(
+                self.host_format, self.param_convertors, path_params
+            )
+            for route in self.routes:
+                try:
+                    url = route.url_path_for(remaining_name, **remaining_params)
+                except NoMatchFound:
+                    continue
+                return URLPath(path=str(url), protocol=url.protocol, host=host)
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app."""
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host) and self.host == other.host and self.app == other.app
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(host={self.host!r}, name={self.name!r}, app={self.app!r})"
+
+
+# -- the route index --------------------------------------------------------------------------
+
+
+class _RouteList(list[BaseRoute]):
+    """``router.routes``: a plain list that tells its router when it changes."""
+
+    def __init__(self, routes: Iterable[BaseRoute], on_change: Callable[[], None]) -> None:
+        super().__init__(routes)
+        self._on_change = on_change
+
+    def _changed(self, result: T) -> T:
+        self._on_change()
+        return result
+
+    def append(self, route: BaseRoute) -> None:
+        self._changed(super().append(route))
+
+    def extend(self, routes: Iterable[BaseRoute]) -> None:
+        self._changed(super().extend(routes))
+
+    def insert(self, index: SupportsIndex, route: BaseRoute) -> None:
+        self._changed(super().insert(index, route))
+
+    def remove(self, route: BaseRoute) -> None:
+        self._changed(super().remove(route))
+
+    def pop(self, index: SupportsIndex = -1) -> BaseRoute:
+        return self._changed(super().pop(index))
+
+    def clear(self) -> None:
+        self._changed(super().clear())
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._changed(super().sort(*args, **kwargs))
+
+    def reverse(self) -> None:
+        self._changed(super().reverse())
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._changed(super().__setitem__(index, value))
+
+    def __delitem__(self, index: Any) -> None:
+        self._changed(super().__delitem__(index))
+
+    def __iadd__(self, routes: Iterable[BaseRoute]) -> _RouteList:  # type: ignore[override,misc]
+        super().__iadd__(routes)
+        return self._changed(self)
+
+    def __imul__(self, count: SupportsIndex) -> _RouteList:
+        super().__imul__(count)
+        return self._changed(self)
+
+
+class _Node:
+    __slots__ = ("candidates", "children", "own")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.own: list[int] = []
+        self.candidates: tuple[BaseRoute, ...] = ()
+
+
+_INDEXABLE = {Route: Route.matches, WebSocketRoute: WebSocketRoute.matches, Mount: Mount.matches}
+
+
+def _static_prefix(route: BaseRoute) -> list[str] | None:
+    """The literal path segments every path this route matches starts with (None: unknown)."""
+    for cls, matches in _INDEXABLE.items():
+        if isinstance(route, cls):
+            if type(route).matches is not matches:
+                return None
+            break
+    else:
+        return None
+    path: str = route.path  # type: ignore[attr-defined]
+    if isinstance(route, Mount):
+        # "/a/b" matches "/a/b/<anything>": every segment is complete; "" matches everything.
+        segments = path.split("/")[1:] if path else []
+    else:
+        segments = path.split("/")[1:]
+    prefix: list[str] = []
+    for segment in segments:
+        if "{" in segment:
+            break
+        prefix.append(segment)
+    return prefix
+
+
+class _Index:
+    """Routes grouped by literal leading path segments, in a trie.
+
+    Each node holds, in declaration order, every route whose literal prefix is the node's path
+    or an ancestor's (routes of unknown shape sit at the root). Walking a request path down the
+    trie as far as it goes yields exactly the routes that could match it, in order.
+    """
+
+    __slots__ = ("all", "depth", "root")
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.all = tuple(routes)
+        self.root = _Node()
+        self.depth = 0
+        for position, route in enumerate(routes):
+            prefix = _static_prefix(route)
+            node = self.root
+            for segment in prefix or ():
+                child = node.children.get(segment)
+                if child is None:
+                    child = node.children[segment] = _Node()
+                node = child
+            node.own.append(position)
+            if prefix:
+                self.depth = max(self.depth, len(prefix))
+        self._fill(self.root, [])
+
+    def _fill(self, node: _Node, inherited: list[int]) -> None:
+        positions = sorted(inherited + node.own) if node.own else inherited
+        node.candidates = tuple(self.all[i] for i in positions)
+        for child in node.children.values():
+            self._fill(child, positions)
+
+    def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
+        """The routes that may match ``route_path``, in declaration order."""
+        if route_path.endswith("\n"):
+            # "$" in a route regex also matches before a final newline: try everything.
+            return self.all
+        node = self.root
+        if route_path.startswith("/"):
+            segments = route_path.split("/", self.depth + 1)
+            for i in range(1, min(len(segments), self.depth + 1)):
+                child = node.children.get(segments[i])
+                if child is None:
+                    break
+                node = child
+        return node.candidates
+
+
+# -- the router -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _no_lifespan(app: object) -> AsyncIterator[None]:
+    yield None
+
+
+class Router:
+    """A table of routes, itself an ASGI app: dispatches each scope to the first matching route.
+
+    No match: 404 for HTTP (an HTTPException inside an application, so handlers can render it),
+    a close for WebSockets; a path matching only with the other trailing-slash form is
+    redirected when ``redirect_slashes``. ``lifespan`` is an async context manager factory
+    called with the application; a mapping it yields is merged into the lifespan state.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute] | None = None,
+        redirect_slashes: bool = True,
+        default: ASGIApp | None = None,
+        lifespan: Lifespan[Any] | None = None,
+        *,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        self._index: _Index | None = None
+        self.routes = [] if routes is None else list(routes)
+        self.redirect_slashes = redirect_slashes
+        self.default: ASGIApp = self.not_found if default is None else default
+        self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
+        self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The route table, in match order; changes to it take effect on the next request."""
+        return self._routes
+
+    @routes.setter
+    def routes(self, routes: Iterable[BaseRoute]) -> None:
+        self._routes = _RouteList(routes, self._invalidate)
+        self._index = None
+
+    def _invalidate(self) -> None:
+        self._index = None
+
+    def _candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
+        index = self._index
+        if index is None:
+            index = self._index = _Index(self._routes)
+        return index.candidates(route_path)
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The default ``default`` app: 404 (or an HTTPException inside an app), or a close."""
+        if scope["type"] == "websocket":
+            await WebSocketClose()(scope, receive, send)
+            return
+        if "app" in scope:
+            raise HTTPException(status_code=404)
+        await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """The path of the route called ``name`` with exactly these parameters.
+
+        Raises NoMatchFound when no route has that name and parameter set.
+        """
+        for route in self._routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the lifespan protocol around ``lifespan_context``.
+
+        A failure is reported as ``lifespan.startup.failed`` / ``lifespan.shutdown.failed``
+        (with the traceback as message) and re-raised.
+        """
+        started = False
+        app: Any = scope.get("app")
+        state = scope.get("state")
+        await receive()
+        try:
+            async with self.lifespan_context(app) as maybe_state:
+                if maybe_state is not None:
+                    if state is None:
+                        raise RuntimeError(
+                            'The server does not support "state" in the lifespan scope.'
+                        )
+                    state.update(maybe_state)
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()
+        except BaseException:
+            message = traceback.format_exc()
+            kind = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": kind, "message": message})
+            raise
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch ``scope`` (the router's behaviour, below any router middleware)."""
+        scope_type = scope["type"]
+        assert scope_type in ("http", "websocket", "lifespan")
+        if "router" not in scope:
+            scope["router"] = self
+        if scope_type == "lifespan":
+            await self.lifespan(scope, receive, send)
+            return
+
+        route_path = get_route_path(scope)
+        partial: BaseRoute | None = None
+        partial_scope: Scope = {}
+        for route in self._candidates(route_path):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial = route
+                partial_scope = child_scope
+        if partial is not None:
+            scope.update(partial_scope)
+            await partial.handle(scope, receive, send)
+            return
+
+        if scope_type == "http" and self.redirect_slashes and route_path != "/":
+            redirect_scope = dict(scope)
+            if route_path.endswith("/"):
+                redirect_scope["path"] = redirect_scope["path"].rstrip("/")
+            else:
+                redirect_scope["path"] = redirect_scope["path"] + "/"
+            for route in self._candidates(get_route_path(redirect_scope)):
+                match, _ = route.matches(redirect_scope)
+                if match is not Match.NONE:
+                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
+                    await response(scope, receive, send)
+                    return
+
+        await self.default(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point (through the router's middleware, if any)."""
+        await self.middleware_stack(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Router) and self.routes == other.routes
+
+    __hash__ = object.__hash__
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        """Append ``Mount(path, app, name=name)``."""
+        self.routes.append(Mount(path, app=app, name=name))
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        """Append ``Host(host, app, name=name)``."""
+        self.routes.append(Host(host, app=app, name=name))
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response] | Response],
+        methods: Collection[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        """Append a :class:`Route`."""
+        self.routes.append(
+            Route(
+                path,
+                endpoint=endpoint,
+                methods=methods,
+                name=name,
+                include_in_schema=include_in_schema,
+            )
+        )
+
+    def add_websocket_route(
+        self,
+        path: str,
+        endpoint: Callable[[WebSocket], Awaitable[None]],
+        name: str | None = None,
+    ) -> None:
+        """Append a :class:`WebSocketRoute`."""
+        self.routes.append(WebSocketRoute(path, endpoint=endpoint, name=name))
