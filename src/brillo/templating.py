@@ -24,6 +24,10 @@ __all__ = ["Jinja2Templates"]
 ContextProcessor = Callable[[Request], dict[str, Any]]
 
 
+class _TemplatesConfigError(ValueError, AssertionError):
+    """Jinja2Templates got both or neither of ``directory`` and ``env``."""
+
+
 class _TemplateResponse(HTMLResponse):
     """An HTML response rendered from ``template`` with ``context``; both stay inspectable.
 
@@ -89,7 +93,7 @@ class Jinja2Templates:
         env: jinja2.Environment | None = None,
     ) -> None:
         if (directory is None) == (env is None):
-            raise ValueError("Jinja2Templates needs exactly one of 'directory' or 'env'")
+            raise _TemplatesConfigError("Jinja2Templates needs exactly one of 'directory' or 'env'")
         self.context_processors: list[ContextProcessor] = list(context_processors or [])
         if directory is not None:
             env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True)
