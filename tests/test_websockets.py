@@ -603,3 +603,16 @@ async def test_echo_app_over_memory_streams() -> None:
                     assert json.loads(reply["text"]) == {"echo": {"n": i}}
                 await to_app_send.send(disconnect(1001))
                 assert (await from_app_receive.receive())["type"] == "websocket.close"
+
+
+async def test_breaking_out_of_an_iterator_leaves_the_socket_usable() -> None:
+    ws, _ = await accepted(text("a"), text("b"), text("c"))
+    iterator = ws.iter_text()
+    async for message in iterator:
+        assert message == "a"
+        break
+    await iterator.aclose()
+    assert await ws.receive_text() == "b"
+    async for message in ws.iter_text():  # left suspended: finalised by the event loop
+        assert message == "c"
+        break

@@ -14,10 +14,11 @@ are the hottest code in brillo: they check the common state first and do nothing
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import json.encoder
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 from brillo.requests import HTTPConnection
 from brillo.types import Message, Receive, Scope, Send
@@ -114,6 +115,8 @@ class InvalidJSONError(WebSocketClientError, json.JSONDecodeError):
 
     code = 1007
 
+
+_T = TypeVar("_T")
 
 _CONNECTING = WebSocketState.CONNECTING
 _CONNECTED = WebSocketState.CONNECTED
@@ -420,34 +423,32 @@ class WebSocket(HTTPConnection):
                 raise _invalid_json(exc, data) from None
         self._not_data(message)
 
-    async def iter_text(self) -> AsyncIterator[str]:
-        """Yield text messages until the client disconnects (then stop, without raising)."""
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            pass
+    def iter_text(self) -> AsyncIterator[str]:
+        """Iterate over text messages until the client disconnects (then stop, without raising).
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        """Yield binary messages until the client disconnects (then stop, without raising)."""
-        try:
-            while True:
-                yield await self.receive_bytes()
-        except WebSocketDisconnect:
-            pass
-
-    async def iter_json(self, mode: Literal["text", "binary"] | str = "text") -> AsyncIterator[Any]:
-        """Yield decoded JSON messages until the client disconnects (then stop, without raising).
-
-        ``mode`` is as for :meth:`receive_json`.
+        Errors other than the disconnect (e.g. :class:`UnsupportedDataError`) propagate. The
+        iterator holds no resources: breaking out of the loop early needs no cleanup.
         """
-        if mode != "text" and mode != "binary":
-            raise RuntimeError(_BAD_MODE)
-        try:
-            while True:
-                yield await self.receive_json(mode)
-        except WebSocketDisconnect:
-            pass
+        return _Messages(self.receive_text)
+
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Iterate over binary messages until the client disconnects (then stop, without raising).
+
+        Errors other than the disconnect propagate; breaking out early needs no cleanup.
+        """
+        return _Messages(self.receive_bytes)
+
+    def iter_json(self, mode: Literal["text", "binary"] | str = "text") -> AsyncIterator[Any]:
+        """Iterate over decoded JSON messages until the client disconnects (then stop).
+
+        ``mode`` is as for :meth:`receive_json` (checked here, before iterating); errors other
+        than the disconnect propagate; breaking out early needs no cleanup.
+        """
+        if mode == "text":
+            return _Messages(self.receive_json)
+        if mode == "binary":
+            return _Messages(functools.partial(self.receive_json, "binary"))
+        raise RuntimeError(_BAD_MODE)
 
     # -- sending data -------------------------------------------------------------------------
 
@@ -552,6 +553,33 @@ class WebSocket(HTTPConnection):
             'Expected ASGI message "websocket.receive" or "websocket.disconnect", '
             f"but got {message_type!r}"
         )
+
+
+class _Messages(Generic[_T]):
+    """The async iterator behind ``iter_*``: a plain object, not a generator, so abandoning it
+    mid-iteration leaves nothing to finalise."""
+
+    __slots__ = ("_done", "_receive")
+
+    def __init__(self, receive: Callable[[], Awaitable[_T]]) -> None:
+        self._receive = receive
+        self._done = False
+
+    def __aiter__(self) -> _Messages[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._receive()
+        except WebSocketDisconnect:
+            self._done = True
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        """Stop the iteration (for ``contextlib.aclosing`` and generator-style callers)."""
+        self._done = True
 
 
 class WebSocketClose:
