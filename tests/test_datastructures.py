@@ -263,6 +263,15 @@ def test_headers_mapping() -> None:
         headers["nope"]
 
 
+def test_headers_get() -> None:
+    headers = Headers(raw=[(b"a", b"1"), (b"a", b"2")])
+    assert headers.get("A") == "1"
+    assert headers.get("b") is None
+    assert headers.get("b", "dflt") == "dflt"
+    assert headers.get("ключ", "dflt") == "dflt"
+    assert MultiDict([("a", 1)]).get("b", 0) == 0
+
+
 def test_headers_multi_values() -> None:
     raw = [(b"a", b"1"), (b"b", b"2"), (b"a", b"3")]
     headers = Headers(raw=raw)

@@ -370,6 +370,14 @@ class ImmutableMultiDict(Mapping[_KeyType, _CovariantValueType]):
         """Every value stored for ``key``, in order (empty list when absent)."""
         return [item_value for item_key, item_value in self._list if item_key == key]
 
+    @overload
+    def get(self, key: _KeyType) -> _CovariantValueType | None: ...
+    @overload
+    def get(self, key: _KeyType, default: _T) -> _CovariantValueType | _T: ...
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The last value for ``key``, or ``default``."""
+        return self._dict.get(key, default)
+
     def keys(self) -> KeysView[_KeyType]:
         """The distinct keys, in first-seen order."""
         return self._dict.keys()
@@ -499,14 +507,14 @@ class QueryParams(ImmutableMultiDict[str, str]):
     ) -> None:
         assert len(args) < 2, "Too many arguments."
         value = args[0] if args else []
-        if isinstance(value, bytes | str) and not kwargs:
-            if isinstance(value, bytes):
-                value = value.decode("latin-1")
-            if value:
-                self.__raw = value  # parsed on first use, see __getattr__
-            else:
+        kind = type(value)
+        if (kind is bytes or kind is str) and not kwargs:
+            if not value:
                 self._list = []
                 self._dict = {}
+                return
+            # Parsed on first use, see __getattr__.
+            self.__raw = cast(bytes, value).decode("latin-1") if kind is bytes else cast(str, value)
             return
         self.__raw = None
         if isinstance(value, str):
@@ -687,6 +695,21 @@ class Headers(Mapping[str, str]):
         except UnicodeEncodeError:
             return []
         return [value.decode("latin-1") for name, value in self._list if name == wanted]
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: _T) -> str | _T: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of header ``key`` (case-insensitive), or ``default``."""
+        try:
+            wanted = key.lower().encode("latin-1")
+        except UnicodeEncodeError:
+            return default
+        for name, value in self._list:
+            if name == wanted:
+                return value.decode("latin-1")
+        return default
 
     def mutablecopy(self) -> MutableHeaders:
         """A :class:`MutableHeaders` holding a copy of these headers."""
