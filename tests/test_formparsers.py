@@ -444,3 +444,48 @@ async def test_abandoned_stream_is_closed_on_error(kind: str) -> None:
     with pytest.raises(MultiPartException, match="Too many fields"):
         await parser.parse()
     assert closed == [True]
+
+
+# ------------------------------------------------------------- through Request.form()
+
+
+def test_request_form_end_to_end() -> None:
+    from brillo.applications import Brillo
+    from brillo.requests import Request
+    from brillo.responses import JSONResponse
+    from brillo.routing import Route
+    from brillo.testclient import TestClient
+
+    async def upload(request: Request) -> JSONResponse:
+        async with request.form(max_part_size=64) as form:
+            result: dict[str, object] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    result[key] = [
+                        value.filename,
+                        value.content_type,
+                        (await value.read()).decode(),
+                    ]
+                else:
+                    result[key] = value
+        return JSONResponse(result)
+
+    app = Brillo(routes=[Route("/", upload, methods=["POST"])])
+    with TestClient(app) as client:
+        response = client.post(
+            "/",
+            data={"name": "brillo ✓"},
+            files={"doc": ("résumé.txt", b"hello", "text/plain")},
+        )
+        assert response.status_code == 200
+        assert response.json() == {
+            "name": "brillo ✓",
+            "doc": ["résumé.txt", "text/plain", "hello"],
+        }
+        response = client.post("/", data={"a": "1", "b": "two words"})
+        assert response.json() == {"a": "1", "b": "two words"}
+        response = client.post(
+            "/", data={"big": "x" * 100}, files={"doc": ("a.txt", b"1", "text/plain")}
+        )
+        assert response.status_code == 400
+        assert "exceeded the maximum size of 64 bytes" in response.text
