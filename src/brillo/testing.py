@@ -231,9 +231,7 @@ class LiveServer:
         self._begin()
         if not self._ready.wait(self.startup_timeout):
             self.stop()
-            raise ServerStartupError(
-                f"{self.server} did not start within {self.startup_timeout} s"
-            )
+            raise ServerStartupError(f"{self.server} did not start within {self.startup_timeout} s")
         self._check_started()
 
     def stop(self) -> None:
