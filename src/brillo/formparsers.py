@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from importlib import import_module
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, unquote_to_bytes
@@ -21,21 +22,32 @@ from brillo.datastructures import FormData, Headers, UploadFile
 if TYPE_CHECKING:
     import python_multipart as multipart
     from python_multipart.exceptions import FormParserError
-    from python_multipart.multipart import MultipartState
 else:
     try:
-        try:
-            import python_multipart as multipart
-            from python_multipart.exceptions import FormParserError
-            from python_multipart.multipart import MultipartState
-        except ModuleNotFoundError:  # older releases ship the package as ``multipart``
+        import python_multipart as multipart
+    except ModuleNotFoundError:
+        try:  # older python-multipart releases ship the package as ``multipart``
             import multipart
-            from multipart.exceptions import FormParserError
-            from multipart.multipart import MultipartState
-    except ModuleNotFoundError:  # pragma: no cover - depends on the environment
-        multipart = None
-        FormParserError = None
-        MultipartState = None
+        except ModuleNotFoundError:  # pragma: no cover - depends on the environment
+            multipart = None
+        else:  # pragma: no cover - depends on the environment
+            if not hasattr(multipart, "QuerystringParser"):  # an unrelated "multipart"
+                multipart = None
+    if multipart is not None:
+        FormParserError = import_module(multipart.__name__ + ".exceptions").FormParserError
+    else:  # pragma: no cover - depends on the environment
+        FormParserError = ()
+
+# Parser state after the closing boundary (None if this python-multipart cannot tell).
+_END_STATE: object = (
+    getattr(
+        getattr(import_module(multipart.__name__ + ".multipart"), "MultipartState", None),
+        "END",
+        None,
+    )
+    if multipart is not None
+    else None
+)
 
 __all__ = ["FormParser", "MultiPartException", "MultiPartParser"]
 
@@ -385,7 +397,7 @@ class MultiPartParser:
                     for upload, data in pending:
                         await upload.write(data)
             parser.finalize()
-            if received and parser.state != MultipartState.END:
+            if received and _END_STATE is not None and parser.state != _END_STATE:
                 raise MultiPartException(
                     "Incomplete multipart body: the closing boundary is missing."
                 )
