@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import io
+import pickle
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
@@ -599,6 +601,28 @@ def test_state() -> None:
     assert backing == {"x": 1, "y": 2}
     assert shared.x == 1
     assert getattr(shared, "nope", "default") == "default"
+
+
+@pytest.mark.parametrize(
+    "clone", [copy.copy, copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))]
+)
+def test_values_survive_copy_and_pickle(clone: Any) -> None:
+    state = clone(State({"a": 1}))
+    assert state.a == 1
+    for value in (
+        QueryParams("a=1&b=2"),
+        QueryParams(""),
+        Headers({"a": "b"}),
+        MutableHeaders({"a": "b"}),
+        MultiDict([("a", 1), ("a", 2)]),
+        FormData([("a", "1")]),
+        URL("http://x/y?z=1"),
+        Address("h", 1),
+    ):
+        assert clone(value) == value
+    path = clone(URLPath("/p", "websocket", "h"))
+    assert (path, path.protocol, path.host) == ("/p", "websocket", "h")
+    assert str(clone(Secret("s"))) == "s"
 
 
 def test_address() -> None:

@@ -834,12 +834,12 @@ class State:
         self._state[key] = value
 
     def __getattr__(self, key: str) -> Any:
-        try:
-            return self._state[key]
-        except KeyError:
-            raise AttributeError(
-                f"'{self.__class__.__name__}' object has no attribute '{key}'"
-            ) from None
+        # Read _state through __dict__: during copy/unpickling it is not set yet, and going
+        # through self._state would recurse back into __getattr__.
+        state = self.__dict__.get("_state")
+        if state is not None and key in state:
+            return state[key]
+        raise AttributeError(f"'{self.__class__.__name__}' object has no attribute '{key}'")
 
     def __delattr__(self, key: str) -> None:
         try:
