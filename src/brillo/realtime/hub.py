@@ -105,6 +105,7 @@ class Connection:
         "_queue",
         "_rooms",
         "_scope",
+        "_send_scope",
         "_waiter",
         "dropped",
         "key",
@@ -126,6 +127,7 @@ class Connection:
         self._close_code: int | None = None
         self._close_reason = ""
         self._scope: anyio.CancelScope | None = None
+        self._send_scope: anyio.CancelScope | None = None
         self._done = anyio.Event()
 
     @property
@@ -398,9 +400,7 @@ class Hub:
     async def leave(self, websocket: SocketLike | Connection, room: str) -> None:
         """Take the connection out of ``room`` (no-op when it is not in it)."""
         connection = (
-            websocket
-            if isinstance(websocket, Connection)
-            else self._connections.get(id(websocket))
+            websocket if isinstance(websocket, Connection) else self._connections.get(id(websocket))
         )
         if connection is None:
             return
@@ -697,6 +697,8 @@ class Hub:
                 item.stats.dropped += 1
                 connection.dropped += 1
             connection._queue.clear()
+            if connection._send_scope is not None:
+                connection._send_scope.cancel()  # abandon a send stuck on this slow client
         waiter = connection._waiter
         if waiter is not None:
             connection._waiter = None
@@ -722,6 +724,7 @@ class Hub:
                         await waiter.wait()
                         continue
                     with anyio.move_on_after(timeout) as scope:
+                        connection._send_scope = scope
                         while queue:
                             item = queue.popleft()
                             stats = item.stats
@@ -729,6 +732,9 @@ class Hub:
                             scope.deadline = current_time() + timeout
                             await send(item.message)
                             stats.delivered += 1
+                    connection._send_scope = None
+                    if connection._close_code is not None:
+                        break
                     if scope.cancelled_caught:
                         stuck = True
                         logger.info(
@@ -738,11 +744,12 @@ class Hub:
                         )
                         break
                 if connection._close_code is not None or stuck:
-                    code = 1013 if stuck else connection._close_code
+                    if stuck:
+                        code, reason = 1013, "write timeout"
+                    else:
+                        code, reason = connection._close_code or 1000, connection._close_reason
                     with anyio.move_on_after(min(timeout, 1.0)):
-                        await connection.socket.close(
-                            code or 1000, connection._close_reason or None
-                        )
+                        await connection.socket.close(code, reason or None)
         except Exception as exc:
             name = type(exc).__name__
             if isinstance(exc, OSError | RuntimeError) or name in _EXPECTED_SEND_ERRORS:
@@ -832,4 +839,3 @@ class Hub:
             + self._delivered_base,
             "rooms": rooms,
         }
-
