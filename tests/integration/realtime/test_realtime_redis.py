@@ -1,0 +1,132 @@
+"""RedisBackend against a real redis-server: the shared contract, plus what spans processes.
+
+redis-py's asyncio client is asyncio-only, so these tests run on asyncio only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+import redis
+from _rt_contract import BackendContract, connected
+from _rt_redis import RedisServer
+
+from brillo.realtime.backends.base import BackendError, Envelope, PresenceEntry
+from brillo.realtime.backends.redis import RedisBackend
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+
+
+class TestRedisContract(BackendContract):
+    @pytest.fixture
+    def make_backend(self, redis_url: str) -> Callable[..., RedisBackend]:
+        def make(**options: Any) -> RedisBackend:
+            return RedisBackend(redis_url, **options)
+
+        return make
+
+
+async def test_two_processes_share_messages_presence_and_history(redis_url: str) -> None:
+    one, two = RedisBackend(redis_url), RedisBackend(redis_url)
+    got_one, _ = await connected(one)
+    got_two, presence_two = await connected(two)
+    try:
+        await one.subscribe("room")
+        await two.subscribe("room")
+        await one.presence_join("room", PresenceEntry("a.1", "ada", {"name": "Ada"}))
+        position = await two.publish("room", Envelope("t", "hello"), history=True)
+        assert [d.payload for d in await got_one.wait(1)] == ["hello"]
+        assert [d.payload for d in await got_two.wait(1)] == ["hello"]
+        listed = await two.presence("room")
+        assert [(e.connection, e.user, e.meta) for e in listed] == [("a.1", "ada", {"name": "Ada"})]
+        event = (await presence_two.wait(1))[0]
+        assert (event.event, event.entry.user) == ("join", "ada")
+        assert (await one.history("room")).position == position
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_members_of_a_dead_process_expire(redis_url: str) -> None:
+    dead = RedisBackend(redis_url, presence_ttl=0.6)
+    alive = RedisBackend(redis_url, presence_ttl=0.6)
+    await connected(dead)
+    _, events = await connected(alive)
+    try:
+        await alive.subscribe("room")
+        await alive.presence_join("room", PresenceEntry("b.1", "bob", {}))
+        await dead.presence_join("room", PresenceEntry("a.1", "ada", {}))
+        await dead.close()  # stops heartbeating without leaving, like kill -9
+        got = await events.wait(3, timeout=10)
+        leave = got[2]
+        assert (leave.event, leave.entry.connection, leave.expired) == ("leave", "a.1", True)
+        assert [e.connection for e in await alive.presence("room")] == ["b.1"]
+    finally:
+        await alive.close()
+
+
+async def test_flush_changes_the_epoch(redis_server: RedisServer, redis_url: str) -> None:
+    backend = RedisBackend(redis_url)
+    await connected(backend)
+    try:
+        before = await backend.publish("r", Envelope("t", "x"), history=True)
+        redis_server.flush()
+        after = await backend.publish("r", Envelope("t", "y"), history=True)
+        assert before is not None
+        assert after is not None
+        assert after.epoch != before.epoch
+        assert after.offset == 1
+    finally:
+        await backend.close()
+
+
+async def test_history_ttl_is_applied(redis_url: str) -> None:
+    backend = RedisBackend(redis_url, history_ttl=30)
+    await connected(backend)
+    try:
+        await backend.publish("r", Envelope("t", "x"), history=True)
+        with redis.Redis.from_url(redis_url) as client:
+            ttl = client.pttl("brillo:rt:h:r")
+        assert 0 < ttl <= 30_000
+    finally:
+        await backend.close()
+
+
+async def test_unreachable_redis_is_a_clear_error() -> None:
+    with pytest.raises(BackendError, match="cannot reach Redis"):
+        await RedisBackend("redis://127.0.0.1:1/0").connect(lambda d: None, lambda e: None)
+
+
+async def test_publishing_resumes_after_redis_restart(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="brillo.realtime")
+    backend = RedisBackend(own_redis.url, reconnect_max=0.2)
+    deliveries, _ = await connected(backend)
+    try:
+        await backend.subscribe("room")
+        await backend.publish("room", Envelope("t", "before"), history=True)
+        await deliveries.wait(1)
+        own_redis.stop()
+        with pytest.raises(BackendError):
+            await backend.publish("room", Envelope("t", "lost"), history=True)
+        own_redis.start()
+        # keep publishing until the resubscribed reader delivers one again (bounded)
+        with anyio.fail_after(15):
+            while len(deliveries.items) < 2:
+                try:
+                    await backend.publish("room", Envelope("t", "after"), history=True)
+                except BackendError:
+                    pass
+                with anyio.move_on_after(0.1):
+                    await deliveries.wait(len(deliveries.items) + 1, timeout=1)
+        assert deliveries.items[-1].payload == "after"
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("lost the Redis pub/sub connection" in m for m in messages)
+        assert any("reconnected to Redis" in m for m in messages)
+    finally:
+        await backend.close()
