@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from _mw_helpers import call_http, call_ws, http_scope, ws_scope
+from brillo.middleware.opentelemetry import OpenTelemetryMiddleware
+from brillo.requests import Request
+from brillo.responses import PlainTextResponse, Response
+from brillo.routing import Mount, Route, Router, WebSocketRoute
+from brillo.websockets import WebSocket
+
+
+async def item(request: Request) -> Response:
+    return PlainTextResponse(f"item {request.path_params['id']}")
+
+
+async def fail(request: Request) -> Response:
+    raise ValueError("kaboom")
+
+
+async def five_hundred(request: Request) -> Response:
+    return PlainTextResponse("nope", status_code=503)
+
+
+async def chat(websocket: WebSocket) -> None:
+    await websocket.accept(subprotocol="chat")
+    while True:
+        text = await websocket.receive_text()
+        if text == "bye":
+            await websocket.close(code=4000, reason="done")
+            return
+        await websocket.send_text(text.upper())
+        await websocket.send_text(text.lower())
+
+
+async def deny(websocket: WebSocket) -> None:
+    await websocket.close(code=1008)
+
+
+async def crash(websocket: WebSocket) -> None:
+    await websocket.accept()
+    raise RuntimeError("ws crash")
+
+
+router = Router(
+    routes=[
+        Route("/items/{id:int}", item),
+        Route("/fail", fail),
+        Route("/503", five_hundred),
+        Mount("/api/{version}", routes=[Route("/things/{id}", item)]),
+        WebSocketRoute("/ws/{room}", chat),
+        WebSocketRoute("/deny", deny),
+        WebSocketRoute("/crash", crash),
+    ]
+)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def app(exporter: InMemorySpanExporter) -> OpenTelemetryMiddleware:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return OpenTelemetryMiddleware(router, tracer_provider=provider, excluded_urls="/health$")
+
+
+def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
+    (span,) = exporter.get_finished_spans()
+    return span
+
+
+@pytest.mark.anyio
+async def test_http_span(app: Any, exporter: InMemorySpanExporter) -> None:
+    headers = [("user-agent", "pytest"), ("host", "example.com:8080")]
+    result = await call_http(app, http_scope("/items/42", headers=headers, query=b"a=1"))
+    assert result.body == b"item 42"
+    span = only_span(exporter)
+    assert span.name == "GET /items/{id:int}"
+    assert span.kind is SpanKind.SERVER
+    attrs = dict(span.attributes or {})
+    assert attrs == {
+        "http.request.method": "GET",
+        "url.path": "/items/42",
+        "url.scheme": "http",
+        "url.query": "a=1",
+        "server.address": "example.com",
+        "server.port": 8080,
+        "network.protocol.version": "1.1",
+        "client.address": "127.0.0.1",
+        "user_agent.original": "pytest",
+        "http.response.status_code": 200,
+        "http.route": "/items/{id:int}",
+    }
+    assert span.status.status_code is StatusCode.UNSET
+
+
+@pytest.mark.anyio
+async def test_http_route_under_mount(app: Any, exporter: InMemorySpanExporter) -> None:
+    await call_http(app, http_scope("/api/v1/things/7"))
+    span = only_span(exporter)
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/api/v1/things/{id}"
+
+
+@pytest.mark.anyio
+async def test_http_exception_marks_error(app: Any, exporter: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError, match="kaboom"):
+        await call_http(app, http_scope("/fail"))
+    span = only_span(exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "ValueError"
+    assert [e.name for e in span.events] == ["exception"]
+
+
+@pytest.mark.anyio
+async def test_http_5xx_marks_error(app: Any, exporter: InMemorySpanExporter) -> None:
+    await call_http(app, http_scope("/503"))
+    span = only_span(exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "503"
+
+
+@pytest.mark.anyio
+async def test_unmatched_route_keeps_method_name(app: Any, exporter: InMemorySpanExporter) -> None:
+    result = await call_http(app, http_scope("/missing"))
+    assert result.status == 404
+    span = only_span(exporter)
+    assert span.name == "GET"
+    assert span.attributes is not None
+    assert "http.route" not in span.attributes
+
+
+@pytest.mark.anyio
+async def test_excluded_urls(app: Any, exporter: InMemorySpanExporter) -> None:
+    await call_http(app, http_scope("/health"))
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.anyio
+async def test_trace_context_extracted(app: Any, exporter: InMemorySpanExporter) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await call_http(app, http_scope("/items/1", headers=[("traceparent", parent)]))
+    span = only_span(exporter)
+    assert span.context is not None
+    assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert span.parent is not None
+    assert span.parent.span_id == 0xB7AD6B7169203331
+
+
+@pytest.mark.anyio
+async def test_nested_instances_trace_once(exporter: InMemorySpanExporter) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inner = OpenTelemetryMiddleware(router, tracer_provider=provider)
+    outer = OpenTelemetryMiddleware(inner, tracer_provider=provider)
+    await call_http(outer, http_scope("/items/1"))
+    assert len(exporter.get_finished_spans()) == 1
+
+
+@pytest.mark.anyio
+async def test_websocket_span(app: Any, exporter: InMemorySpanExporter) -> None:
+    incoming = [
+        {"type": "websocket.receive", "text": "Hi"},
+        {"type": "websocket.receive", "text": "There"},
+        {"type": "websocket.receive", "text": "bye"},
+    ]
+    sent = await call_ws(app, ws_scope("/ws/lobby"), incoming)
+    assert [m["type"] for m in sent].count("websocket.send") == 4
+    span = only_span(exporter)
+    assert span.name == "WEBSOCKET /ws/{room}"
+    assert span.kind is SpanKind.SERVER
+    attrs = dict(span.attributes or {})
+    assert attrs["websocket.messages.sent"] == 4
+    assert attrs["websocket.messages.received"] == 3
+    assert attrs["http.route"] == "/ws/{room}"
+    assert attrs["url.scheme"] == "ws"
+    assert attrs["network.protocol.name"] == "websocket"
+    events = [(e.name, dict(e.attributes or {})) for e in span.events]
+    assert events == [
+        ("websocket.accept", {"websocket.subprotocol": "chat"}),
+        (
+            "websocket.close",
+            {
+                "websocket.close.code": 4000,
+                "websocket.close.reason": "done",
+                "websocket.close.initiator": "server",
+            },
+        ),
+    ]
+
+
+@pytest.mark.anyio
+async def test_websocket_client_close(app: Any, exporter: InMemorySpanExporter) -> None:
+    await call_ws(app, ws_scope("/ws/lobby"), [{"type": "websocket.receive", "text": "x"}])
+    span = only_span(exporter)
+    close = [e for e in span.events if e.name == "websocket.close"]
+    assert [dict(e.attributes or {}) for e in close] == [
+        {
+            "websocket.close.code": 1000,
+            "websocket.close.reason": "",
+            "websocket.close.initiator": "client",
+        }
+    ]
+
+
+@pytest.mark.anyio
+async def test_websocket_refused_before_accept(app: Any, exporter: InMemorySpanExporter) -> None:
+    await call_ws(app, ws_scope("/deny"))
+    span = only_span(exporter)
+    assert span.attributes is not None
+    assert span.attributes["http.response.status_code"] == 403
+    assert [e.name for e in span.events] == ["websocket.close"]
+
+
+@pytest.mark.anyio
+async def test_websocket_crash(app: Any, exporter: InMemorySpanExporter) -> None:
+    with pytest.raises(RuntimeError, match="ws crash"):
+        await call_ws(app, ws_scope("/crash"))
+    span = only_span(exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "RuntimeError"
+
+
+@pytest.mark.anyio
+async def test_lifespan_untouched(app: Any, exporter: InMemorySpanExporter) -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    await OpenTelemetryMiddleware(inner)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
+    assert exporter.get_finished_spans() == ()
