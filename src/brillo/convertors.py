@@ -8,6 +8,7 @@ conversions: :meth:`Convertor.convert` turns the matched text into a Python valu
 
 from __future__ import annotations
 
+import decimal
 import math
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
@@ -113,7 +114,11 @@ class FloatConvertor(Convertor[float]):
             raise AssertionError("NaN values are not supported")
         if math.isinf(value):
             raise AssertionError("Infinite values are not supported")
-        return f"{value:.20f}".rstrip("0").rstrip(".")
+        # The shortest decimal that round-trips, written out without an exponent.
+        text = format(decimal.Decimal(repr(value)), "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
