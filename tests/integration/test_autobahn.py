@@ -1,0 +1,112 @@
+"""Autobahn|Testsuite WebSocket conformance (via kosoku) for a brillo echo app under uvicorn.
+
+Every case except the permessage-deflate ones (12.*, 13.*) runs against a brillo app that echoes
+text as text and bytes as bytes. A case may only fail if it is listed in ``DEVIATIONS`` for that
+server, with the reason; the same list is in docs/testing.md. Most of what Autobahn checks (frame
+parsing, UTF-8 validation, close handshake) is done by the server's WebSocket implementation, so
+the deviations are per implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import kosoku
+import pytest
+
+from brillo.applications import Brillo
+from brillo.routing import WebSocketRoute
+from brillo.testing import LiveServer
+from brillo.websockets import WebSocket
+
+EXCLUDED = ["12.*", "13.*"]  # permessage-deflate: not offered by brillo's servers here
+CONCURRENCY = 4
+
+#: ws implementation -> {case id: why it fails}. Keep in sync with docs/testing.md.
+DEVIATIONS: dict[str, dict[str, str]] = {
+    # uvicorn's default ("auto") implementation, built on the websockets sans-I/O protocol.
+    "websockets-sansio": {
+        "7.1.5": "a close frame inside a fragmented message is answered with 1002 "
+        "('incomplete fragmented message') instead of 1000",
+    },
+    "wsproto": {},
+}
+
+#: Verdicts that count as passing (NON-STRICT and INFORMATIONAL are conformant by definition).
+PASSING = {"OK", "NON-STRICT", "INFORMATIONAL"}
+PASSING_CLOSE = {"OK", "INFORMATIONAL"}
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is not None:
+            await websocket.send_text(text)
+        else:
+            await websocket.send_bytes(message["bytes"])
+
+
+async def broken_echo(websocket: WebSocket) -> None:
+    """A deliberately wrong echo (answers every frame with a binary frame and closes 1011)."""
+    await websocket.accept()
+    message = await websocket.receive()
+    if message["type"] == "websocket.receive":
+        await websocket.send_bytes(b"wrong")
+        await websocket.close(1011)
+
+
+def make_app(endpoint: object) -> Brillo:
+    # Autobahn connects to paths like /runCase?case=1&agent=x; answer on every path.
+    return Brillo(routes=[WebSocketRoute("/{path:path}", endpoint)])  # type: ignore[arg-type]
+
+
+def run_cases(
+    live: LiveServer, cases: Sequence[str] | None, exclude: Sequence[str]
+) -> list[kosoku.CaseResult]:
+    async def main() -> list[kosoku.CaseResult]:
+        try:
+            return await asyncio.wait_for(
+                kosoku.run_fuzzingclient(
+                    live.ws_url, cases=cases, exclude_cases=exclude, concurrency=CONCURRENCY
+                ),
+                timeout=240,
+            )
+        except kosoku.FailureError as exc:
+            return list(exc.results)
+
+    return asyncio.run(main())
+
+
+def failures(results: list[kosoku.CaseResult]) -> dict[str, str]:
+    return {
+        r.case_id: f"{r.behavior.value}/{r.behavior_close.value}: {r.result} {r.result_close}"
+        for r in results
+        if r.behavior.value not in PASSING or r.behavior_close.value not in PASSING_CLOSE
+    }
+
+
+@pytest.mark.parametrize("ws", sorted(DEVIATIONS))
+def test_autobahn_conformance(ws: str) -> None:
+    with LiveServer(make_app(echo), ws=ws, log_level="critical") as live:
+        results = run_cases(live, None, EXCLUDED)
+    ran = {r.case_id for r in results}
+    assert len(ran) > 250, f"only {len(ran)} cases ran"
+    assert not any(case.startswith(("12.", "13.")) for case in ran)
+    failed = failures(results)
+    unexpected = {case: why for case, why in failed.items() if case not in DEVIATIONS[ws]}
+    assert not unexpected, f"cases failing beyond the documented deviations: {unexpected}"
+    # A documented deviation that no longer fails should be removed from the list.
+    fixed = set(DEVIATIONS[ws]) - set(failed)
+    assert not fixed, f"documented deviations now pass, remove them: {sorted(fixed)}"
+
+
+def test_autobahn_detects_a_broken_app() -> None:
+    """The harness is able to fail: a wrong echo app gets FAILED verdicts."""
+    with LiveServer(make_app(broken_echo), log_level="critical") as live:
+        results = run_cases(live, ["1.1.1", "1.2.1"], [])
+    assert set(failures(results)) == {"1.1.1", "1.2.1"}
