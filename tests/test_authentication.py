@@ -204,21 +204,33 @@ async def test_websocket_user_and_auth() -> None:
 @pytest.mark.anyio
 async def test_websocket_authentication_error_closes_1008_with_reason() -> None:
     sent = await call_ws(app, ws_scope("/ws", headers=auth("bad")))
-    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Invalid token bad"}]
+    assert sent == [
+        {"type": "websocket.accept", "subprotocol": None},
+        {"type": "websocket.close", "code": 1008, "reason": "Invalid token bad"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_websocket_authentication_error_echoes_first_subprotocol() -> None:
+    scope = ws_scope("/ws", headers=auth("bad"))
+    scope["subprotocols"] = ["graphql-ws", "chat"]
+    sent = await call_ws(app, scope)
+    assert sent[0] == {"type": "websocket.accept", "subprotocol": "graphql-ws"}
+    assert sent[1]["code"] == 1008
 
 
 @pytest.mark.anyio
 async def test_websocket_long_reason_truncated_to_123_utf8_bytes() -> None:
     token = "\u00e9" * 200  # 2 bytes each in UTF-8
     sent = await call_ws(app, ws_scope("/ws", headers=[("authorization", "Bearer x")]))
-    assert sent[0]["reason"] == "Invalid token x"
+    assert sent[1]["reason"] == "Invalid token x"
 
     class LongBackend(AuthenticationBackend):
         async def authenticate(self, conn: HTTPConnection) -> None:
             raise AuthenticationError(token)
 
     sent = await call_ws(AuthenticationMiddleware(router, LongBackend()), ws_scope("/ws"))
-    reason = sent[0]["reason"]
+    reason = sent[1]["reason"]
     assert len(reason.encode("utf-8")) <= 123
     assert reason == "\u00e9" * 61
 

@@ -28,8 +28,9 @@ class AuthenticationMiddleware:
 
     * HTTP: the ``on_error(conn, exc)`` response is sent (default: ``400`` plain text with the
       error message); the app is not called. ``on_error`` may be sync or async.
-    * WebSocket: the handshake is refused by closing before accept with 1008 (policy violation)
-      and the message as the close reason (cut to 123 UTF-8 bytes); the client sees HTTP 403.
+    * WebSocket: the connection is accepted and at once closed with 1008 (policy violation) and
+      the message as the close reason (cut to 123 UTF-8 bytes), so clients, browsers included,
+      learn why. The app is never called.
     """
 
     def __init__(
@@ -56,13 +57,7 @@ class AuthenticationMiddleware:
             result = await self.backend.authenticate(conn)
         except AuthenticationError as exc:
             if scope_type == "websocket":
-                await send(
-                    {
-                        "type": "websocket.close",
-                        "code": WS_1008_POLICY_VIOLATION,
-                        "reason": truncate_reason(str(exc)),
-                    }
-                )
+                await self._close_websocket(scope, receive, send, str(exc))
                 return
             response = self.on_error(conn, exc)
             if self._on_error_is_async:
@@ -74,6 +69,29 @@ class AuthenticationMiddleware:
         else:
             scope["auth"], scope["user"] = result
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _close_websocket(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+        """Accept, then close with 1008 and ``reason``: the client sees why it was refused.
+
+        (A close before accept would reach clients only as an HTTP 403 without the reason;
+        browsers cannot read that at all.) The first offered subprotocol is echoed so that
+        browsers do not fail the handshake before they see the close frame.
+        """
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return  # the client is already gone
+        subprotocols = scope.get("subprotocols") or ()
+        await send(
+            {"type": "websocket.accept", "subprotocol": subprotocols[0] if subprotocols else None}
+        )
+        await send(
+            {
+                "type": "websocket.close",
+                "code": WS_1008_POLICY_VIOLATION,
+                "reason": truncate_reason(reason),
+            }
+        )
 
     @staticmethod
     def default_on_error(conn: HTTPConnection, exc: Exception) -> Response:
