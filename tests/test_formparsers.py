@@ -291,7 +291,7 @@ async def test_multipart_too_many_files_closes_everything() -> None:
     assert len(parser._files) == 2
     assert not any(upload._in_memory for upload in parser._files[:1])
     assert all(upload.file.closed for upload in parser._files)
-    assert open_fds() == before
+    assert open_fds() <= before
 
 
 @pytest.mark.anyio
@@ -404,7 +404,7 @@ async def test_multipart_stream_error_closes_files_and_propagates() -> None:
     with pytest.raises(StreamBroke):
         await parser.parse()
     assert parser._files[0].file.closed
-    assert open_fds() == before
+    assert open_fds() <= before
 
 
 @pytest.mark.anyio
