@@ -616,3 +616,85 @@ async def test_breaking_out_of_an_iterator_leaves_the_socket_usable() -> None:
     async for message in ws.iter_text():  # left suspended: finalised by the event loop
         assert message == "c"
         break
+
+
+# -- through a brillo app and the TestClient -----------------------------------------------------
+
+
+def _app() -> Any:
+    from brillo.applications import Brillo
+    from brillo.routing import WebSocketRoute
+
+    async def text_only(ws: WebSocket) -> None:
+        await ws.accept()
+        while True:
+            await ws.send_text(await ws.receive_text())
+
+    async def json_only(ws: WebSocket) -> None:
+        await ws.accept()
+        while True:
+            await ws.send_json(await ws.receive_json())
+
+    async def info(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="v2")
+        await ws.send_json(
+            {
+                "url": str(ws.url),
+                "self": str(ws.url_for("info")),
+                "query": ws.query_params.get("q"),
+                "cookie": ws.cookies.get("c"),
+                "subprotocols": ws.scope["subprotocols"],
+            }
+        )
+        await ws.close(4000, "done")
+
+    return Brillo(
+        routes=[
+            WebSocketRoute("/text", text_only),
+            WebSocketRoute("/json", json_only),
+            WebSocketRoute("/info", info, name="info"),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "send", "code"),
+    [
+        ("/text", ("send_bytes", b"\x00"), 1003),
+        ("/json", ("send_bytes", b"{}"), 1003),
+        ("/json", ("send_text", "{not json"), 1007),
+    ],
+)
+def test_client_errors_close_with_their_code(path: str, send: tuple[str, Any], code: int) -> None:
+    from brillo.testclient import TestClient
+
+    with TestClient(_app()) as client, client.websocket_connect(path) as session:
+        session.send_text('"ok"')
+        assert session.receive_text() == '"ok"'
+        getattr(session, send[0])(send[1])
+        with pytest.raises(WebSocketDisconnect) as info:
+            session.receive_text()
+    assert info.value.code == code
+
+
+def test_connection_api_through_an_app() -> None:
+    from brillo.testclient import TestClient
+
+    with (
+        TestClient(_app()) as client,
+        client.websocket_connect(
+            "/info?q=1", subprotocols=["v1", "v2"], headers={"cookie": "c=yum"}
+        ) as session,
+    ):
+        assert session.accepted_subprotocol == "v2"
+        data = session.receive_json()
+        with pytest.raises(WebSocketDisconnect) as info:
+            session.receive_text()
+    assert data == {
+        "url": "ws://testserver/info?q=1",
+        "self": "ws://testserver/info",
+        "query": "1",
+        "cookie": "yum",
+        "subprotocols": ["v1", "v2"],
+    }
+    assert (info.value.code, info.value.reason) == (4000, "done")
