@@ -10,6 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
+try:  # trio parks idle worker threads for 10 s; the leak check below would wait for them
+    import trio._core._thread_cache as _trio_thread_cache
+
+    _trio_thread_cache.IDLE_TIMEOUT = 0.05  # type: ignore[attr-defined]
+except (ImportError, AttributeError):  # pragma: no cover - another trio layout
+    pass
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
