@@ -150,6 +150,8 @@ class StaticFiles:
             if exc.errno == errno.ENAMETOOLONG:
                 raise HTTPException(status_code=404) from None
             raise
+        except ValueError:  # characters the file system cannot take (NUL, lone surrogates)
+            raise HTTPException(status_code=404) from None
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
         """Find ``path`` in the served directories: ``(full_path, stat)`` or ``("", None)``.
