@@ -593,3 +593,72 @@ def test_session_outside_with_block(make_client: ClientFactory) -> None:
 
 def test_not_collected_by_pytest() -> None:
     assert TestClient.__test__ is False
+
+
+def test_app_close_then_receive_gets_disconnect(make_client: ClientFactory) -> None:
+    after_close: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4002, "reason": "bye"})
+        after_close.append(await receive())
+        try:
+            await send({"type": "websocket.send", "text": "late"})
+        except OSError as exc:
+            after_close.append(type(exc))
+
+    with make_client(app).websocket_connect("/") as ws:
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+        assert info.value.code == 4002
+        ws.close()  # a no-op once the app has closed
+    assert after_close == [{"type": "websocket.disconnect", "code": 4002, "reason": "bye"}, OSError]
+
+
+def test_lifespan_shutdown_can_close_open_websockets(make_client: ClientFactory) -> None:
+    open_sockets: list[Send] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            assert (await receive())["type"] == "lifespan.startup"
+            await send({"type": "lifespan.startup.complete"})
+            assert (await receive())["type"] == "lifespan.shutdown"
+            for socket_send in open_sockets:
+                await socket_send({"type": "websocket.close", "code": 1001, "reason": "shutdown"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        open_sockets.append(send)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    client = make_client(app)
+    client.__enter__()
+    session = client.websocket_connect("/")
+    ws = session.__enter__()
+    client.__exit__()
+    with pytest.raises(WebSocketDisconnect) as info:
+        ws.receive_text()
+    assert (info.value.code, info.value.reason) == (1001, "shutdown")
+    session.__exit__(None, None, None)
+
+
+def test_client_exit_cancels_sessions_left_open(make_client: ClientFactory) -> None:
+    cancelled: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+
+    with make_client(app) as client:
+        client.websocket_connect("/").__enter__()  # never exited
+    assert cancelled == [True]

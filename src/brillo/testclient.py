@@ -185,7 +185,7 @@ class WebSocketTestSession:
         self._exit_stack: contextlib.ExitStack | None = None
         self._portal: BlockingPortal | None = None
         self._future: Future[None] | None = None
-        self._client_closed = False
+        self._closed = False
         self._close_message: Message | None = None
         self._ended: _AppEnded | None = None
         self._error_seen = False
@@ -207,9 +207,21 @@ class WebSocketTestSession:
             self._from_app.put(_AppEnded(None))
 
     async def _asgi_send(self, message: Message) -> None:
-        if self._client_closed and message["type"] in ("websocket.send", "websocket.close"):
-            raise OSError("the test client has closed this WebSocket")
+        kind = message["type"]
+        if self._closed:
+            raise OSError(f"the WebSocket is closed; cannot send {kind!r}")
         self._from_app.put(message)
+        if kind == "websocket.close":
+            # As a server does once the client answers the close: the app may now receive
+            # websocket.disconnect (and further sends fail).
+            self._app_closed(message.get("code", 1000), message.get("reason") or "")
+        elif kind == "websocket.http.response.body" and not message.get("more_body", False):
+            self._app_closed(1000, "")
+
+    def _app_closed(self, code: int, reason: str) -> None:
+        self._closed = True
+        assert self._to_app is not None
+        self._to_app.send_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -282,8 +294,8 @@ class WebSocketTestSession:
         """Wait (bounded) for the app's task to end; cancel it if it ignores the disconnect."""
         if self._future is None:
             return
-        if not self._client_closed:
-            self._client_closed = True
+        if not self._closed and not self._future.done():
+            self._closed = True
             self._push({"type": "websocket.disconnect", "code": 1000, "reason": ""})
         try:
             self._future.result(self.timeout)
@@ -310,7 +322,7 @@ class WebSocketTestSession:
         error = self._ended.error
         if error is None or self._error_seen or exc is not None:
             return
-        if isinstance(error, WebSocketDisconnect) and self._client_closed:
+        if isinstance(error, WebSocketDisconnect) and self._closed:
             return  # the app let the client's own close propagate: not a failure
         self._error_seen = True
         if self.raise_server_exceptions:
@@ -342,7 +354,7 @@ class WebSocketTestSession:
         error = self._ended.error
         if error is not None and not self._error_seen:
             if self.raise_server_exceptions and not (
-                isinstance(error, WebSocketDisconnect) and self._client_closed
+                isinstance(error, WebSocketDisconnect) and self._closed
             ):
                 self._error_seen = True
                 raise error
@@ -379,9 +391,9 @@ class WebSocketTestSession:
 
     def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection from the client side: the app receives ``websocket.disconnect``."""
-        if self._client_closed:
+        if self._closed:
             return
-        self._client_closed = True
+        self._closed = True
         self._push({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
 
     def receive(self) -> Message:
@@ -621,6 +633,10 @@ class TestClient(httpx.Client):
             @stack.callback
             def reset_portal() -> None:
                 self.portal = None
+
+            # Cancel whatever still runs at exit (say, a WebSocket session never closed)
+            # instead of waiting for it forever.
+            stack.callback(portal.call, portal.stop, True)
 
             lifespan = _Lifespan(self.app, self.app_state, self.websocket_timeout)
             lifespan.start(portal)
