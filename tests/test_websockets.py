@@ -698,3 +698,16 @@ def test_connection_api_through_an_app() -> None:
         "subprotocols": ["v1", "v2"],
     }
     assert (info.value.code, info.value.reason) == (4000, "done")
+
+
+async def test_close_reason_limit() -> None:
+    ws, peer = await accepted()
+    with pytest.raises(ValueError, match="124 bytes of UTF-8; the limit is 123"):
+        await ws.close(1000, "é" * 62)
+    assert peer.sent == []
+    assert ws.application_state is WebSocketState.CONNECTED
+    await ws.close(1000, "é" * 61 + "x")  # exactly 123 bytes
+    assert peer.sent == [{"type": "websocket.close", "code": 1000, "reason": "é" * 61 + "x"}]
+    rejecting, peer = make_ws()
+    await rejecting.close(1008, "x" * 200)  # before accept the reason never goes on the wire
+    assert peer.sent[0]["code"] == 1008

@@ -328,8 +328,16 @@ class WebSocket(HTTPConnection):
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection with ``code`` and ``reason`` (at most 123 UTF-8 bytes).
 
-        Before accept this rejects the handshake: the client sees HTTP 403.
+        Before accept this rejects the handshake: the client sees HTTP 403 (and the reason is
+        not sent). After accept, a reason longer than 123 UTF-8 bytes raises :class:`ValueError`
+        (RFC 6455 limit) and nothing is sent.
         """
+        if reason and len(reason) > 30 and self.application_state is _CONNECTED:
+            size = len(reason.encode("utf-8"))
+            if size > 123:
+                raise ValueError(
+                    f"WebSocket close reason is {size} bytes of UTF-8; the limit is 123 (RFC 6455)"
+                )
         await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
 
     async def send_denial_response(self, response: Response) -> None:
