@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from _rt_redis import RedisServer
 from _rt_wire import http_get_json, http_get_text, recv_json, recv_until
-from examples.realtime import chat
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from brillo.testing import LiveProcess, LiveServer
+from examples.realtime import chat
 
 ROOT = Path(__file__).resolve().parents[3]
 
