@@ -195,7 +195,9 @@ async def websocket_error(
         await _close(session, send, code, _truncate_reason(str(exc)))
         return True
     if session is not None:
-        await _close(session, send, 1011)
+        if session.application_state is _CONNECTED:
+            await _close(session, send, 1011)
+        # Before accept, send nothing: the server answers the handshake with HTTP 500.
         setattr(exc, _HANDLED_ATTR, True)
     return False
 

@@ -1,0 +1,290 @@
+"""Tests for brillo.applications: the middleware stack, handlers, state, routing helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from brillo.applications import Brillo, Starlette
+from brillo.datastructures import State
+from brillo.exceptions import HTTPException, WebSocketException
+from brillo.middleware import Middleware
+from brillo.middleware.errors import ServerErrorMiddleware
+from brillo.middleware.exceptions import ExceptionMiddleware
+from brillo.requests import Request
+from brillo.responses import JSONResponse, PlainTextResponse, Response
+from brillo.routing import Host, Mount, Route, Router, WebSocketRoute
+from brillo.testclient import TestClient
+from brillo.types import ASGIApp, Receive, Scope, Send
+from brillo.websockets import WebSocket, WebSocketDisconnect
+
+
+@pytest.fixture(autouse=True)
+def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let trio's idle worker threads exit quickly for the suite's thread-leak check."""
+    import trio._core._thread_cache as thread_cache
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
+
+
+@pytest.fixture
+def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
+    return functools.partial(TestClient, backend=anyio_backend)
+
+
+async def homepage(request: Request) -> Response:
+    return PlainTextResponse("home")
+
+
+class Recorder:
+    """A middleware that records the scope types and order it sees."""
+
+    def __init__(self, app: ASGIApp, log: list[str], tag: str) -> None:
+        self.app = app
+        self.log = log
+        self.tag = tag
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            self.log.append(self.tag)
+        await self.app(scope, receive, send)
+
+
+def test_starlette_alias() -> None:
+    assert Starlette is Brillo
+
+
+def test_defaults() -> None:
+    app = Brillo()
+    assert app.debug is False
+    assert isinstance(app.state, State)
+    assert isinstance(app.router, Router)
+    assert app.routes == []
+    assert app.user_middleware == []
+
+
+def test_routes_and_helpers(client_factory: Callable[..., TestClient]) -> None:
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("ws")
+        await websocket.close()
+
+    app = Brillo(routes=[Route("/", homepage, name="home")])
+    app.add_route("/added", homepage, methods=["GET"], name="added")
+    app.add_websocket_route("/ws", ws, name="ws")
+    app.mount("/sub", Router([Route("/x", homepage, name="x")]), name="sub")
+    app.host("api.example.org", Router([Route("/", homepage, name="api")]), name="api")
+    assert [type(r) for r in app.routes] == [Route, Route, WebSocketRoute, Mount, Host]
+    assert app.url_path_for("home") == "/"
+    assert app.url_path_for("added") == "/added"
+    assert app.url_path_for("ws") == "/ws"
+    assert app.url_path_for("sub:x") == "/sub/x"
+    with client_factory(app) as client:
+        assert client.get("/added").text == "home"
+        assert client.get("/sub/x").text == "home"
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_text() == "ws"
+
+
+def test_scope_app_and_state(client_factory: Callable[..., TestClient]) -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Brillo) -> AsyncIterator[dict[str, Any]]:
+        app.state.started = True
+        yield {"counter": [0]}
+
+    async def endpoint(request: Request) -> Response:
+        counter = request.state.counter
+        counter[0] += 1
+        return JSONResponse(
+            {
+                "same_app": request.scope["app"] is app,
+                "started": request.app.state.started,
+                "count": counter[0],
+            }
+        )
+
+    app = Brillo(routes=[Route("/", endpoint)], lifespan=lifespan)
+    with client_factory(app) as client:
+        assert client.get("/").json() == {"same_app": True, "started": True, "count": 1}
+        assert client.get("/").json()["count"] == 2
+
+
+def test_middleware_order(client_factory: Callable[..., TestClient]) -> None:
+    log: list[str] = []
+    app = Brillo(
+        routes=[Route("/", homepage)],
+        middleware=[Middleware(Recorder, log, "first"), Middleware(Recorder, log, tag="second")],
+    )
+    app.add_middleware(Recorder, log, "added")
+    with client_factory(app) as client:
+        client.get("/")
+    assert log == ["added", "first", "second"]
+
+
+def test_middleware_stack_shape() -> None:
+    log: list[str] = []
+    app = Brillo(middleware=[Middleware(Recorder, log, "user")])
+    stack = app.build_middleware_stack()
+    assert isinstance(stack, ServerErrorMiddleware)
+    assert isinstance(stack.app, Recorder)
+    assert isinstance(stack.app.app, ExceptionMiddleware)
+    assert stack.app.app.app is app.router
+
+
+def test_add_middleware_after_start(client_factory: Callable[..., TestClient]) -> None:
+    app = Brillo(routes=[Route("/", homepage)])
+    with client_factory(app) as client:
+        client.get("/")
+        with pytest.raises(RuntimeError, match="Cannot add middleware after an application has"):
+            app.add_middleware(Recorder, [], "late")
+
+
+def test_stack_built_once(client_factory: Callable[..., TestClient]) -> None:
+    builds: list[int] = []
+
+    class Counting:
+        def __init__(self, app: ASGIApp) -> None:
+            builds.append(1)
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)
+
+    app = Brillo(routes=[Route("/", homepage)], middleware=[Middleware(Counting)])
+    with client_factory(app) as client:
+        for _ in range(3):
+            client.get("/")
+    assert builds == [1]
+
+
+def test_exception_handlers_by_code_and_class(client_factory: Callable[..., TestClient]) -> None:
+    class AppError(Exception):
+        pass
+
+    class SpecificError(AppError):
+        pass
+
+    async def raise_specific(request: Request) -> Response:
+        raise SpecificError("boom")
+
+    async def raise_http(request: Request) -> Response:
+        raise HTTPException(409, "conflict", headers={"X-Reason": "dup"})
+
+    async def app_error(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(f"app error: {exc}", status_code=422)
+
+    def conflict(request: Request, exc: Exception) -> Response:  # sync handler: thread pool
+        assert isinstance(exc, HTTPException)
+        return PlainTextResponse(
+            f"{exc.status_code} {exc.detail}", status_code=exc.status_code, headers=exc.headers
+        )
+
+    app = Brillo(
+        routes=[Route("/specific", raise_specific), Route("/http", raise_http)],
+        exception_handlers={AppError: app_error},
+    )
+    app.add_exception_handler(409, conflict)
+    with client_factory(app) as client:
+        response = client.get("/specific")
+        assert (response.status_code, response.text) == (422, "app error: boom")
+        response = client.get("/http")
+        assert (response.status_code, response.text) == (409, "409 conflict")
+        assert response.headers["x-reason"] == "dup"
+
+
+def test_500_handler_goes_to_server_error_middleware(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    async def crash(request: Request) -> Response:
+        raise RuntimeError("kaput")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(f"sorry: {exc}", status_code=500)
+
+    for key in (500, Exception):
+        app = Brillo(routes=[Route("/", crash)], exception_handlers={key: server_error})
+        with client_factory(app, raise_server_exceptions=False) as client:
+            response = client.get("/")
+            assert (response.status_code, response.text) == (500, "sorry: kaput")
+        with client_factory(app) as client, pytest.raises(RuntimeError, match="kaput"):
+            client.get("/")
+
+
+def test_debug_toggle_rebuilds_stack(client_factory: Callable[..., TestClient]) -> None:
+    async def crash(request: Request) -> Response:
+        raise ValueError("secret detail")
+
+    app = Brillo(routes=[Route("/", crash)])
+    with client_factory(app, raise_server_exceptions=False) as client:
+        response = client.get("/")
+        assert response.text == "Internal Server Error"
+        assert "secret detail" not in response.text
+        app.debug = True
+        response = client.get("/", headers={"accept": "text/plain"})
+        assert "ValueError: secret detail" in response.text
+        assert "Traceback" in response.text
+
+
+def test_websocket_exception_handlers(client_factory: Callable[..., TestClient]) -> None:
+    class Kicked(Exception):
+        pass
+
+    async def ws_kick(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise Kicked()
+
+    async def ws_exc(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise WebSocketException(4001, "go away")
+
+    async def on_kicked(websocket: WebSocket, exc: Exception) -> None:
+        await websocket.close(code=4444, reason="kicked")
+
+    app = Brillo(
+        routes=[WebSocketRoute("/kick", ws_kick), WebSocketRoute("/exc", ws_exc)],
+        exception_handlers={Kicked: on_kicked},
+    )
+    with client_factory(app) as client:
+        with client.websocket_connect("/kick") as session:
+            with pytest.raises(WebSocketDisconnect) as info:
+                session.receive_text()
+            assert (info.value.code, info.value.reason) == (4444, "kicked")
+        with client.websocket_connect("/exc") as session:
+            with pytest.raises(WebSocketDisconnect) as info:
+                session.receive_text()
+            assert (info.value.code, info.value.reason) == (4001, "go away")
+
+
+def test_max_body_size_on_app(client_factory: Callable[..., TestClient]) -> None:
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Brillo(routes=[Route("/", echo, methods=["POST"])], max_body_size=4)
+    with client_factory(app) as client:
+        assert client.post("/", content=b"1234").text == "4"
+        assert client.post("/", content=b"12345").status_code == 413
+
+
+def test_mounted_app_inside_app(client_factory: Callable[..., TestClient]) -> None:
+    async def info(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "inner": request.app is inner,
+                "url": str(request.url_for("leaf")),
+                "root": request.scope["root_path"],
+            }
+        )
+
+    inner = Brillo(routes=[Route("/leaf", info, name="leaf")])
+    outer = Brillo(routes=[Mount("/inner", app=inner)])
+    with client_factory(outer) as client:
+        assert client.get("/inner/leaf").json() == {
+            "inner": True,
+            "url": "http://testserver/inner/leaf",
+            "root": "/inner",
+        }
+        assert client.get("/inner/nothing").status_code == 404

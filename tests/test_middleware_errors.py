@@ -1,0 +1,150 @@
+"""Tests for brillo.middleware.errors.ServerErrorMiddleware."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import pytest
+
+from brillo.middleware.errors import ServerErrorMiddleware
+from brillo.requests import Request
+from brillo.responses import JSONResponse, PlainTextResponse, Response
+from brillo.routing import Route, Router, WebSocketRoute
+from brillo.testclient import TestClient
+from brillo.types import Receive, Scope, Send
+from brillo.websockets import WebSocket
+
+
+@pytest.fixture(autouse=True)
+def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let trio's idle worker threads exit quickly for the suite's thread-leak check."""
+    import trio._core._thread_cache as thread_cache
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
+
+
+@pytest.fixture
+def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
+    return functools.partial(TestClient, backend=anyio_backend)
+
+
+class SecretError(Exception):
+    pass
+
+
+async def crash(request: Request) -> Response:
+    raise SecretError("password=<hunter2>")
+
+
+async def streaming_crash(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+    raise SecretError("mid-stream")
+
+
+def test_plain_500_without_debug(client_factory: Callable[..., TestClient]) -> None:
+    app = ServerErrorMiddleware(Router([Route("/", crash)]))
+    with client_factory(app, raise_server_exceptions=False) as client:
+        response = client.get("/", headers={"accept": "text/html"})
+        assert response.status_code == 500
+        assert response.text == "Internal Server Error"
+        assert response.headers["content-type"].startswith("text/plain")
+        assert "hunter2" not in response.text
+
+
+def test_exception_is_reraised(client_factory: Callable[..., TestClient]) -> None:
+    app = ServerErrorMiddleware(Router([Route("/", crash)]))
+    with client_factory(app) as client, pytest.raises(SecretError):
+        client.get("/")
+
+
+def test_debug_html_page(client_factory: Callable[..., TestClient]) -> None:
+    app = ServerErrorMiddleware(Router([Route("/boom", crash)]), debug=True)
+    with client_factory(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"accept": "text/html,*/*"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    body = response.text
+    assert "SecretError" in body
+    # The exception text is escaped, not injected as markup.
+    assert "password=&lt;hunter2&gt;" in body
+    assert "<hunter2>" not in body
+    assert "GET /boom" in body
+    assert "test_middleware_errors.py" in body
+    assert "raise SecretError" in body
+
+
+def test_debug_plain_text(client_factory: Callable[..., TestClient]) -> None:
+    app = ServerErrorMiddleware(Router([Route("/", crash)]), debug=True)
+    with client_factory(app, raise_server_exceptions=False) as client:
+        response = client.get("/", headers={"accept": "application/json"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text.startswith("Traceback (most recent call last):")
+    assert "SecretError: password=<hunter2>" in response.text
+
+
+def test_custom_handler_async_and_sync(client_factory: Callable[..., TestClient]) -> None:
+    async def async_handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": type(exc).__name__}, status_code=500)
+
+    def sync_handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("sync " + request.url.path, status_code=503)
+
+    for handler, expected in ((async_handler, '{"error":"SecretError"}'), (sync_handler, "sync /")):
+        app = ServerErrorMiddleware(Router([Route("/", crash)]), handler=handler)
+        with client_factory(app, raise_server_exceptions=False) as client:
+            assert client.get("/").text == expected
+
+
+def test_debug_wins_over_handler(client_factory: Callable[..., TestClient]) -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("handler")  # pragma: no cover
+
+    app = ServerErrorMiddleware(Router([Route("/", crash)]), handler=handler, debug=True)
+    with client_factory(app, raise_server_exceptions=False) as client:
+        assert "Traceback" in client.get("/").text
+
+
+def test_response_already_started(client_factory: Callable[..., TestClient]) -> None:
+    sent_statuses: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await Router()(scope, receive, send)
+            return
+
+        async def spy(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                sent_statuses.append(message["status"])
+            await send(message)
+
+        await ServerErrorMiddleware(streaming_crash, debug=True)(scope, receive, spy)
+
+    with client_factory(app) as client, pytest.raises(SecretError, match="mid-stream"):
+        client.get("/")
+    # No second response start was attempted.
+    assert sent_statuses == [200]
+
+
+def test_websocket_passes_through(client_factory: Callable[..., TestClient]) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("through")
+        await websocket.close()
+
+    app = ServerErrorMiddleware(Router([WebSocketRoute("/ws", endpoint)]), debug=True)
+    with client_factory(app) as client, client.websocket_connect("/ws") as session:
+        assert session.receive_text() == "through"
+
+
+def test_generate_helpers() -> None:
+    middleware = ServerErrorMiddleware(Router())
+    try:
+        raise SecretError("<b>x</b>")
+    except SecretError as exc:
+        page = middleware.generate_html(exc)
+        text = middleware.generate_plain_text(exc)
+    assert "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "<b>x</b>" in text
