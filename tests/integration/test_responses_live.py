@@ -170,3 +170,25 @@ def test_plain_responses_on_both_servers(live_server: LiveServerFactory, server_
     assert response.text == "hello"
     assert response.headers["content-length"] == "5"
     assert "Partitioned" in response.headers["set-cookie"]
+
+
+def test_websocket_denial_response_over_the_wire(live_server: LiveServerFactory) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from brillo.responses import PlainTextResponse
+    from brillo.routing import WebSocketRoute
+    from brillo.websockets import WebSocket
+
+    async def deny(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(
+            PlainTextResponse("members only", status_code=403, headers={"x-why": "auth"})
+        )
+
+    server = live_server(Brillo(routes=[WebSocketRoute("/ws", deny)]))
+    with pytest.raises(InvalidStatus) as info, connect(server.ws_url + "/ws", open_timeout=10):
+        pass
+    response = info.value.response
+    assert response.status_code == 403
+    assert response.headers["x-why"] == "auth"
+    assert response.body == b"members only"
