@@ -23,6 +23,7 @@ import json
 import math
 import queue
 from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import CancelledError as FutureCancelledError
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from types import TracebackType
@@ -205,6 +206,11 @@ class WebSocketTestSession:
             raise
         else:
             self._from_app.put(_AppEnded(None))
+        finally:
+            # The app is gone: later client messages are dropped, as a server drops them.
+            self._app_receive.close()
+            if self._to_app is not None:
+                self._to_app.close()
 
     async def _asgi_send(self, message: Message) -> None:
         kind = message["type"]
@@ -299,6 +305,8 @@ class WebSocketTestSession:
             self._push({"type": "websocket.disconnect", "code": 1000, "reason": ""})
         try:
             self._future.result(self.timeout)
+        except FutureCancelledError:
+            return  # cancelled when the client's portal stopped
         except FutureTimeoutError:
             self._future.cancel()
             with contextlib.suppress(BaseException):
@@ -333,7 +341,8 @@ class WebSocketTestSession:
     def _push(self, message: Message) -> None:
         if self._to_app is None or self._portal is None:
             raise RuntimeError("use the WebSocket session inside its 'with' block")
-        self._portal.call(self._to_app.send_nowait, message)
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._portal.call(self._to_app.send_nowait, message)
 
     def _next(self, waiting_for: str) -> Message:
         if self._ended is not None:
