@@ -289,3 +289,17 @@ async def test_requires_on_http_endpoint_method() -> None:
     assert ok.body == b"profile of ada"
     with pytest.raises(HTTPException):
         await call_http(profile_app, http_scope("/p"))
+
+
+@pytest.mark.anyio
+async def test_websocket_auth_error_when_client_already_gone() -> None:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.disconnect", "code": 1001}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(ws_scope("/ws", headers=auth("bad")), receive, send)
+    assert sent == []

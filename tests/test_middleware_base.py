@@ -276,3 +276,50 @@ async def test_websocket_and_lifespan_untouched() -> None:
     sent = await call_ws(Record(hello_app), ws_scope())
     assert sent[1] == {"type": "websocket.send", "text": "hello"}
     assert calls == []
+
+
+def test_with_app_and_test_client() -> None:
+    from brillo.applications import Brillo
+    from brillo.exceptions import HTTPException
+    from brillo.middleware import Middleware
+    from brillo.routing import Route, WebSocketRoute
+    from brillo.testclient import TestClient
+    from brillo.websockets import WebSocket
+
+    async def ok(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def teapot(request: Request) -> Response:
+        raise HTTPException(418, "teapot")
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(await request.body())
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("ws ok")
+        await websocket.close()
+
+    class ReadJSON(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            if request.method == "POST":
+                assert await request.json() == {"a": 1}
+            return await call_next(request)
+
+    app = Brillo(
+        routes=[
+            Route("/", ok),
+            Route("/teapot", teapot),
+            Route("/echo", echo, methods=["POST"]),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[Middleware(AddHeader), Middleware(ReadJSON)],
+    )
+    with TestClient(app) as client:
+        response = client.get("/")
+        assert (response.text, response.headers["x-middleware"]) == ("ok", "yes")
+        response = client.get("/teapot")
+        assert (response.status_code, response.headers["x-middleware"]) == (418, "yes")
+        assert client.post("/echo", json={"a": 1}).text == '{"a":1}'
+        with client.websocket_connect("/ws") as websocket:
+            assert websocket.receive_text() == "ws ok"

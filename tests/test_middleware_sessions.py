@@ -284,3 +284,48 @@ async def test_lifespan_untouched() -> None:
 
     await SessionMiddleware(app, SECRET)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert "session" not in scopes[0]
+
+
+def test_with_app_and_test_client() -> None:
+    from brillo.applications import Brillo
+    from brillo.middleware import Middleware
+    from brillo.requests import Request
+    from brillo.responses import JSONResponse, PlainTextResponse, Response
+    from brillo.routing import Route, WebSocketRoute
+    from brillo.testclient import TestClient
+    from brillo.websockets import WebSocket
+
+    async def login(request: Request) -> Response:
+        request.session["user"] = request.query_params["name"]
+        return PlainTextResponse("ok")
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return PlainTextResponse("bye")
+
+    async def me(request: Request) -> Response:
+        return JSONResponse(dict(request.session))
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(dict(websocket.session))
+        await websocket.close()
+
+    app = Brillo(
+        routes=[
+            Route("/login", login),
+            Route("/logout", logout),
+            Route("/me", me),
+            WebSocketRoute("/ws", ws),
+        ],
+        middleware=[Middleware(SessionMiddleware, secret_key=SECRET)],
+    )
+    with TestClient(app) as client:
+        assert client.get("/me").json() == {}
+        client.get("/login", params={"name": "ada"})
+        assert client.get("/me").json() == {"user": "ada"}
+        with client.websocket_connect("/ws") as websocket:
+            assert websocket.receive_json() == {"user": "ada"}
+        response = client.get("/logout")
+        assert "expires=Thu, 01 Jan 1970" in response.headers["set-cookie"]
+        assert client.get("/me").json() == {}

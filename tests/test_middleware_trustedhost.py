@@ -101,3 +101,29 @@ def test_bad_wildcard_patterns(pattern: str) -> None:
         TrustedHostMiddleware(hello_app, [pattern])
     with pytest.raises(AssertionError):
         TrustedHostMiddleware(hello_app, [pattern])
+
+
+def test_with_app_and_test_client() -> None:
+    from brillo.applications import Brillo
+    from brillo.middleware import Middleware
+    from brillo.responses import PlainTextResponse
+    from brillo.routing import Route, WebSocketRoute
+    from brillo.testclient import TestClient, WebSocketDenialResponse
+
+    async def home(request: object) -> PlainTextResponse:
+        return PlainTextResponse("home")
+
+    async def ws(websocket: object) -> None:  # never reached for an untrusted host
+        raise AssertionError("unreachable")
+
+    app = Brillo(
+        routes=[Route("/", home), WebSocketRoute("/ws", ws)],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=["testserver"])],
+    )
+    assert TestClient(app).get("/").text == "home"
+    evil = TestClient(app, base_url="http://evil.com")
+    response = evil.get("/")
+    assert (response.status_code, response.text) == (400, "Invalid host header")
+    with pytest.raises(WebSocketDenialResponse) as info, evil.websocket_connect("/ws"):
+        pass
+    assert info.value.status_code == 400
