@@ -39,9 +39,10 @@ class HTTPEndpoint:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self._allowed_methods = [
-            method for method in _METHODS if getattr(self, method.lower(), None) is not None
-        ]
+        allowed = [m for m in _METHODS if getattr(self, m.lower(), None) is not None]
+        if "GET" in allowed and "HEAD" not in allowed:
+            allowed.insert(allowed.index("GET") + 1, "HEAD")  # HEAD is served by get()
+        self._allowed_methods = allowed
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.dispatch().__await__()
