@@ -219,6 +219,27 @@ async def test_replaced_session_dict_is_written() -> None:
     assert json.loads(again.body) == {"fresh": True}
 
 
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda s: list(s),
+        lambda s: dict(s),
+        lambda s: len(s),
+        lambda s: bool(s),
+        lambda s: list(s.items()),
+        lambda s: list(s.keys()),
+        lambda s: list(s.values()),
+        lambda s: "a" in s,
+        lambda s: s.get("a"),
+    ],
+)
+def test_reads_mark_accessed(read: Callable[[Session], Any]) -> None:
+    session = Session({"a": 1})
+    read(session)
+    assert session.accessed
+    assert not session.modified
+
+
 def test_session_tracking() -> None:
     session = Session({"a": 1})
     assert not session.accessed

@@ -59,7 +59,10 @@ def request_url(scope: Scope, *, scheme: str | None = None, netloc: str | None =
         scheme = scope.get("scheme", "http")
     if netloc is None:
         netloc = host_and_netloc(scope)
-    path = scope.get("root_path", "") + scope.get("path", "/")
+    path: str = scope.get("path", "/")
+    root_path: str = scope.get("root_path", "")
+    if root_path and not path.startswith(root_path):
+        path = root_path + path  # servers following older ASGI wording omit root_path
     query: bytes = scope.get("query_string", b"")
     url = f"{scheme}://{netloc}{path}"
     if query:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import binascii
 import json
 from base64 import b64decode, b64encode
+from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import Any, Literal
 
 from brillo._middleware_asgi import add_vary, cookies_from_scope, mutable_headers
+from brillo.datastructures import Secret
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 try:
@@ -57,6 +59,29 @@ class Session(dict[str, Any]):
     def __contains__(self, key: object) -> bool:
         self.accessed = True
         return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return super().__len__()
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        """``dict.keys`` that marks the session accessed."""
+        self.accessed = True
+        return super().keys()
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        """``dict.values`` that marks the session accessed."""
+        self.accessed = True
+        return super().values()
+
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
+        """``dict.items`` that marks the session accessed."""
+        self.accessed = True
+        return super().items()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.mark_modified()
@@ -121,7 +146,7 @@ class SessionMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        secret_key: str | Any,
+        secret_key: str | Secret,
         session_cookie: str = "session",
         max_age: int | None = 14 * 24 * 60 * 60,
         path: str = "/",
@@ -188,7 +213,7 @@ class SessionMiddleware:
                     current.modified = True
                 extra: list[tuple[bytes, bytes]] = []
                 if current.accessed or current.modified:
-                    if current:
+                    if dict.__len__(current):
                         if current.modified or self._changed(current, original):
                             extra.append((b"set-cookie", self._cookie_for(current)))
                     elif original is not None:
