@@ -369,22 +369,29 @@ def stalled_socket(port: int) -> socket.socket:
 
 
 async def run_fanout_pub(args: argparse.Namespace) -> None:
-    stalled = stalled_socket(args.port) if args.stall else None
     url = f"ws://127.0.0.1:{args.port}/ws/fanout?room=bench"
-    transport, pub = await ws_connect(Publisher, url)
-    assert isinstance(pub, Publisher)
     pad = "p" * max(0, args.size - 40)
+    stalled = stalled_socket(args.port) if args.stall else None
+    transport, _ = await ws_connect(Publisher, url)
     if stalled is not None:
         # Bring the stalled member to its steady state before anyone else joins: a client that
         # stops reading only holds the server back once the server's socket send buffer
         # (loopback autotunes it to ~3 MB) and the transport's write buffer are full. Broadcasts
         # of 256 bytes would take minutes to get there; a few large ones, sent while the room
-        # holds only the stalled client and the publisher, take a moment. ts=1 marks them.
+        # holds only the publisher and the stalled client, take a moment. ts=1 marks them
+        # (everyone ignores them).
         filler = json.dumps({"ts": 1, "fill": "f" * (64 * 1024)}).encode()
         for _ in range(args.fill_mb * 16):
             transport.send(TEXT, filler)
         await asyncio.sleep(1.5)
-    emit({"event": "ready", "connections": 1 + (stalled is not None)})
+    emit({"event": "filled", "stalled": stalled is not None})
+    # The pacer is a member that joins last (after the receivers). Where the server wakes members
+    # in join order its copy arrives after everyone else's, so a window of unacknowledged
+    # broadcasts on the pacer bounds the backlog for every variant.
+    await read_line()  # join
+    _, pub = await ws_connect(Publisher, url)
+    assert isinstance(pub, Publisher)
+    emit({"event": "ready", "connections": 2 + (stalled is not None)})
     await read_line()
     c0 = time.process_time()
     w0 = time.perf_counter()

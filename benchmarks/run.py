@@ -127,6 +127,18 @@ class Server:
         t = self.ps.cpu_times()
         return t.user + t.system
 
+    def mark(self) -> tuple[float, float, float, float]:
+        t = self.ps.cpu_times()
+        return (t.user + t.system, t.user, user_time_of_cpu(SERVER_CPU), time.perf_counter())
+
+    def since(self, mark: tuple[float, float, float, float]) -> tuple[float, float]:
+        """Server CPU seconds since ``mark``, and the share of the server's core that other
+        processes' user time took meanwhile (interference from outside the benchmark)."""
+        t = self.ps.cpu_times()
+        wall = time.perf_counter() - mark[3]
+        others = (user_time_of_cpu(SERVER_CPU) - mark[2]) - (t.user - mark[1])
+        return t.user + t.system - mark[0], max(0.0, others / wall) if wall > 0 else 0.0
+
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
 
@@ -148,6 +160,12 @@ def server(variant: str) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+def user_time_of_cpu(cpu: str) -> float:
+    """User (+nice) seconds spent on one CPU by every process."""
+    t = psutil.cpu_times(percpu=True)[int(cpu)]
+    return float(t.user + t.nice)
 
 
 def bench_env() -> dict[str, str]:
@@ -246,10 +264,10 @@ def closed_loop(cfg: Config, variant: str, mode: str) -> dict[str, Any]:
         cl = Client(mode, srv.port, conns=50, duration=cfg.duration, warmup=cfg.warmup)
         try:
             cl.expect("ready", 60)
-            c0 = srv.cpu()
+            c0 = srv.mark()
             cl.say("go")
             cl.expect("stop", cfg.duration + 30)
-            cpu = srv.cpu() - c0
+            cpu, other = srv.since(c0)
             res = cl.expect("result", 30)
         finally:
             cl.close()
@@ -261,6 +279,7 @@ def closed_loop(cfg: Config, variant: str, mode: str) -> dict[str, Any]:
         "p99_ms": res["p99_ms"],
         "server_cpu_us": cpu / max(1, res["messages"]) * 1e6,
         "server_util": cpu / res["wall_s"],
+        "other_cpu0": other,
         "client_util": res["client_util"],
     }
 
@@ -278,10 +297,10 @@ def ws_connect(cfg: Config, variant: str) -> dict[str, Any]:
         cl = Client("connect", srv.port, conns=16, duration=cfg.duration, warmup=cfg.warmup)
         try:
             cl.expect("ready", 60)
-            c0 = srv.cpu()
+            c0 = srv.mark()
             cl.say("go")
             cl.expect("stop", cfg.duration + 30)
-            cpu = srv.cpu() - c0
+            cpu, other = srv.since(c0)
             res = cl.expect("result", 60)
         finally:
             cl.close()
@@ -292,6 +311,7 @@ def ws_connect(cfg: Config, variant: str) -> dict[str, Any]:
         "errors": res["errors"],
         "server_cpu_us": cpu / max(1, res["connections_done"]) * 1e6,
         "server_util": cpu / res["wall_s"],
+        "other_cpu0": other,
         "client_util": res["client_util"],
     }
 
@@ -314,8 +334,8 @@ def fanout(cfg: Config, variant: str, members: int, stall: bool) -> dict[str, An
                 duration=cfg.fanout_timeout,
                 stall=stall,
             )
-            # the publisher (and the stalled client, which it fills first) joins before the rest
-            pub.expect("ready", 60)
+            # the stalled client (filled first) joins before the receivers, the publisher after
+            pub.expect("filled", 60)
             for i, n in enumerate(share):
                 receivers.append(
                     Client(
@@ -328,12 +348,14 @@ def fanout(cfg: Config, variant: str, members: int, stall: bool) -> dict[str, An
                 )
             for r in receivers:
                 r.expect("ready", 120)
-            c0 = srv.cpu()
+            pub.say("join")
+            pub.expect("ready", 30)
+            c0 = srv.mark()
             for r in receivers:
                 r.say("go")
             pub.say("go")
             pub.expect("stop", cfg.fanout_timeout + 30)
-            cpu = srv.cpu() - c0
+            cpu, other = srv.since(c0)
             pres = pub.expect("result", 30)
             # receivers end on the end marker; a blocked room never delivers it, so tell them
             deadline = time.monotonic() + 5
@@ -375,6 +397,7 @@ def fanout(cfg: Config, variant: str, members: int, stall: bool) -> dict[str, An
         "blocked": pres["blocked"],
         "server_cpu_us": cpu / max(1, deliveries) * 1e6,
         "server_util": cpu / max(1e-9, pres["wall_s"]),
+        "other_cpu0": other,
         "client_util": client_cpu / max(1e-9, pres["wall_s"]),
     }
 
@@ -432,14 +455,14 @@ def http(cfg: Config, variant: str, path: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{srv.port}{path}"
         base = ["taskset", "-c", CLIENT_CPU, wrk, "-t1", "-c50", "--latency"]
         subprocess.run([*base, "-d1s", url], capture_output=True, timeout=30, check=True)
-        c0 = srv.cpu()
+        c0 = srv.mark()
         w0 = time.perf_counter()
         proc = subprocess.Popen(
             [*base, f"-d{int(cfg.duration)}s", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - w0
-        cpu = srv.cpu() - c0
+        cpu, other = srv.since(c0)
         assert proc.stdout is not None
         out = proc.stdout.read().decode()
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -457,6 +480,7 @@ def http(cfg: Config, variant: str, path: str) -> dict[str, Any]:
         "p99_ms": pct.get("99", float("nan")),
         "server_cpu_us": cpu / max(1.0, rate * wall) * 1e6,
         "server_util": cpu / wall,
+        "other_cpu0": other,
         "client_util": (usage.ru_utime + usage.ru_stime) / wall,
     }
 
@@ -544,6 +568,8 @@ class Config:
         self.fanout_timeout = 30.0
         self.big_room = 5000
         self.idle_conns = 1000 if args.quick else 5000
+        self.retries = args.retries
+        self.max_interference = 0.10
         self.scenarios = args.scenario or [
             s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
         ]
@@ -618,6 +644,7 @@ def machine() -> dict[str, Any]:
         },  # fmt: skip
         "wrk": wrk_version(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "git": git_rev(),
     }
 
@@ -643,7 +670,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (~2 minutes)")
     parser.add_argument("--scenario", action="append", choices=ALL_SCENARIOS)
     parser.add_argument("--variant", action="append", choices=list(VARIANTS))
-    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0, help="default 3 (quick: 1)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="measure a sample again when other processes took >10%% of the server core",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
@@ -673,14 +706,34 @@ def main(argv: list[str] | None = None) -> int:
         names = [v for v in variants if v in SCENARIO_VARIANTS.get(scenario, variants)]
         for rnd in range(cfg.rounds):
             for variant in names:
-                try:
-                    res = SCENARIOS[scenario](cfg, variant)
-                except BenchError as exc:
-                    log(f"{scenario} {variant} round {rnd + 1}: FAILED: {exc}")
-                    errors.setdefault(scenario, {})[variant] = str(exc)[:800]
+                res = None
+                for attempt in range(1 + cfg.retries):
+                    try:
+                        got = SCENARIOS[scenario](cfg, variant)
+                    except BenchError as exc:
+                        log(f"{scenario} {variant} round {rnd + 1}: FAILED: {exc}")
+                        errors.setdefault(scenario, {})[variant] = str(exc)[:800]
+                        break
+                    got["attempts"] = attempt + 1
+                    if res is None or got.get("other_cpu0", 0) < res.get("other_cpu0", 0):
+                        res = got
+                    # another program busy on the server's core spoils the sample: measure
+                    # again (bounded) and keep the cleanest
+                    if res.get("other_cpu0", 0) <= cfg.max_interference:
+                        break
+                    log(
+                        f"{scenario} {variant} round {rnd + 1}: other processes took "
+                        f"{got['other_cpu0']:.0%} of core {SERVER_CPU}; measuring again"
+                    )
+                if res is None:
                     continue
                 raw[scenario].setdefault(variant, []).append(res)
-                extra = f" client {res['client_util']:.0%}" if "client_util" in res else ""
+                extra = ""
+                if "client_util" in res:
+                    extra = (
+                        f" (server {res['server_util']:.0%}, others on core 0"
+                        f" {res['other_cpu0']:.0%}, client {res['client_util']:.0%})"
+                    )
                 log(f"{scenario} {variant} round {rnd + 1}: {res['rate']:.1f}{extra}")
     summary = {
         s: {v: median_metrics(runs) for v, runs in per.items() if runs} for s, per in raw.items()
@@ -717,17 +770,29 @@ def ratio(summary: dict[str, Any], scenario: str, a: str, b: str) -> float | Non
         return None
 
 
+def cpu_ratio(summary: dict[str, Any], scenario: str, variant: str) -> float | None:
+    """Server CPU per operation of ``variant`` relative to bare's (lower is better)."""
+    try:
+        mine = float(summary[scenario][variant]["server_cpu_us"])
+        bare = float(summary[scenario]["bare"]["server_cpu_us"])
+    except (KeyError, TypeError):
+        return None
+    return mine / bare if bare > 0 else None
+
+
 def evaluate(summary: dict[str, Any], routing: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for scenario, target in TARGETS.items():
         if scenario not in summary:
             continue
         r = ratio(summary, scenario, "brillo", "bare")
+        c = cpu_ratio(summary, scenario, "brillo")
         rows.append(
             {
                 "target": f"{scenario}: brillo >= {target:.2f} x bare",
                 "value": None if r is None else round(r, 3),
                 "met": None if r is None else r >= target,
+                "cpu_per_op_vs_bare": None if c is None else round(c, 3),
             }
         )
     stall = summary.get("fanout_stall", {}).get("brillo")
@@ -815,15 +880,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {m['python']}; uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
         f"httptools {v['httptools']}, websockets {v['websockets']}; starlette {v['starlette']}; "
         f"client picows {v['picows']}, {m['wrk']}. Server on CPU {SERVER_CPU}, clients on CPU "
-        f"{CLIENT_CPU}.",
+        f"{CLIENT_CPU}. Load average at the end: {m['loadavg_end']}.",
         "",
     ]
     if report["skipped_variants"]:
         lines += [f"Skipped variants: {report['skipped_variants']}", ""]
     lines += [
-        "| scenario | variant | median | p50 ms | p99 ms | server CPU µs/op | "
-        "vs bare | vs starlette | client CPU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | variant | median | p50 ms | p99 ms | vs bare | vs starlette | "
+        "server CPU µs/op | CPU/op vs bare | server core busy | others on core 0 | client CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, per in report["summary"].items():
         for variant in VARIANTS:
@@ -845,18 +910,27 @@ def markdown(report: dict[str, Any]) -> str:
                         value,
                         fmt(row.get("p50_ms"), ".2f"),
                         fmt(row.get("p99_ms"), ".2f"),
-                        fmt(row.get("server_cpu_us"), ".1f"),
                         fmt(vb, ".2f"),
                         fmt(vs, ".2f"),
+                        fmt(row.get("server_cpu_us"), ".1f"),
+                        fmt(cpu_ratio(report["summary"], scenario, variant), ".2f"),
+                        fmt(row.get("server_util"), ".0%"),
+                        fmt(row.get("other_cpu0"), ".0%"),
                         fmt(row.get("client_util"), ".0%"),
                     ]
                 )
                 + " |"
             )
-    lines += ["", "| target | value | met? |", "|---|---:|:---:|"]
+    lines += [
+        "",
+        "| target | value | met? | brillo server CPU/op vs bare |",
+        "|---|---:|:---:|---:|",
+    ]
     for t in report["targets"]:
         met = {True: "met", False: "**missed**", None: "n/a"}[t["met"]]
-        lines.append(f"| {t['target']} | {t['value']} | {met} |")
+        lines.append(
+            f"| {t['target']} | {t['value']} | {met} | {fmt(t.get('cpu_per_op_vs_bare'), '.2f')} |"
+        )
     routing = report.get("routing")
     if routing:
         lines += ["", f"Routing (`benchmarks/bench_routing.py`): {routing['status']}"]

@@ -6,15 +6,12 @@ the same connection-manager loop as the Starlette variant and says so in ``FANOU
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from brillo.applications import Brillo
-from brillo.routing import Route, WebSocketRoute
-
 from brillo.requests import Request
 from brillo.responses import JSONResponse, PlainTextResponse
+from brillo.routing import Route, WebSocketRoute
 from brillo.websockets import WebSocket, WebSocketDisconnect
 
 try:
@@ -70,10 +67,7 @@ if Hub is not None:
             except WebSocketDisconnect:
                 pass
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        async with hub:
-            yield
+    lifespan: Any = hub.lifespan
 
 else:
     rooms: dict[str, set[WebSocket]] = {}
