@@ -424,7 +424,26 @@ async def test_streaming_stops_on_http_disconnect() -> None:
     sent = await call(response, disconnect=disconnect)
     assert sent.body == b"first"
     assert cancelled.is_set()
-    assert ran == []
+    assert ran == ["bg"]  # as in Starlette, the background task still runs
+
+
+@pytest.mark.anyio
+async def test_streaming_oserror_from_the_iterator_is_not_a_disconnect() -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"a"
+        raise FileNotFoundError("source vanished")
+
+    async def receive() -> Message:
+        raise AssertionError("receive must not be needed on ASGI 2.4")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with pytest.raises(FileNotFoundError, match="source vanished"):
+        await StreamingResponse(failing())(make_scope(spec_version="2.4"), receive, send)
+    assert sent[-1]["body"] == b"a"
 
 
 @pytest.mark.anyio

@@ -328,13 +328,28 @@ def _supports_send_oserror(scope: Scope) -> bool:
     return result
 
 
+def _disconnect_aware_send(send: Send) -> Send:
+    """Wrap ``send`` so an ``OSError`` from it (ASGI >= 2.4: client gone) is ClientDisconnect."""
+
+    async def checked_send(message: Message) -> None:
+        try:
+            await send(message)
+        except OSError as exc:
+            from brillo.requests import ClientDisconnect
+
+            raise ClientDisconnect() from exc
+
+    return checked_send
+
+
 class StreamingResponse(Response):
     """A response whose body comes from a sync or async iterator of ``str``/``bytes`` chunks.
 
     Sync iterators are advanced in the thread pool. Streaming stops when the client disconnects:
     on ASGI >= 2.4 servers a failing ``send`` (``OSError``) raises
-    :class:`brillo.requests.ClientDisconnect`; on older servers ``http.disconnect`` is awaited
-    alongside the stream and ends it quietly.
+    :class:`brillo.requests.ClientDisconnect` (and the background task does not run); on older
+    servers ``http.disconnect`` is awaited alongside the stream and ends it quietly, after which
+    the background task still runs (as in Starlette).
     """
 
     body_iterator: AsyncContentStream
@@ -388,29 +403,19 @@ class StreamingResponse(Response):
         if scope["type"] == "websocket":
             await self.stream_response(_websocket_denial_send(send))
         elif _supports_send_oserror(scope):
-            try:
-                await self.stream_response(send)
-            except OSError as exc:
-                from brillo.requests import ClientDisconnect
-
-                raise ClientDisconnect() from exc
+            await self.stream_response(_disconnect_aware_send(send))
         else:
-            disconnected = await self._stream_until_disconnect(receive, send)
-            if disconnected:
-                return
+            await self._stream_until_disconnect(receive, send)
         if self.background is not None:
             await self.background()
 
-    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> bool:
-        """Stream while watching for ``http.disconnect``; True if the client left first."""
-        disconnected = False
+    async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
+        """Stream while watching for ``http.disconnect``; stop quietly if the client leaves."""
         try:
             async with anyio.create_task_group() as tg:
 
                 async def watch() -> None:
-                    nonlocal disconnected
                     await self.listen_for_disconnect(receive)
-                    disconnected = True
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch)
@@ -420,7 +425,6 @@ class StreamingResponse(Response):
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from None
             raise
-        return disconnected
 
 
 def _parse_uint(text: str) -> int:
