@@ -49,6 +49,7 @@ class _Call:
         self.record_done = False  # the whole body (or a disconnect) was read by dispatch
         self.record_disconnect = False
         self.replayed = False
+        self.body_done = False  # the wrapped app has received the last body chunk
         self.response_sent = anyio.Event()
         # Set when the downstream app stops reading the client (it finished or saw a disconnect):
         # only then may the outgoing response listen on ``receive`` without stealing messages.
@@ -76,6 +77,7 @@ class _Call:
         """``receive`` for the wrapped app: replays what dispatch read, then the client's."""
         if not self.replayed:
             self.replayed = True
+            self.body_done = self.record_done
             if self.recorded or self.record_done:
                 if self.record_disconnect and not self.recorded:
                     return self._saw_disconnect()
@@ -86,7 +88,20 @@ class _Call:
                 }
         if self.record_disconnect or self.response_sent.is_set():
             return self._saw_disconnect()
-        message: Message | None = None
+        if not self.body_done:
+            # Still reading the request body: read directly (no task per chunk). Servers answer
+            # a pending receive with http.disconnect once the response is complete.
+            message = await self.receive()
+            if message["type"] == "http.request":
+                if not message.get("more_body", False):
+                    self.body_done = True
+                return message
+            if message["type"] == "http.disconnect":
+                return self._saw_disconnect()
+            return message
+        # Body complete: the app is now only listening for a disconnect. Stop waiting once the
+        # response has been sent.
+        latest: Message | None = None
         async with anyio.create_task_group() as tg:
 
             async def stop_when_sent() -> None:
@@ -94,11 +109,11 @@ class _Call:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(stop_when_sent)
-            message = await self.receive()
+            latest = await self.receive()
             tg.cancel_scope.cancel()
-        if message is None or message["type"] == "http.disconnect":
+        if latest is None or latest["type"] == "http.disconnect":
             return self._saw_disconnect()
-        return message
+        return latest
 
     def _saw_disconnect(self) -> Message:
         self.disconnected = True
