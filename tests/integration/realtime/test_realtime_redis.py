@@ -13,8 +13,10 @@ import anyio
 import pytest
 import redis
 from _rt_contract import BackendContract, connected
+from _rt_helpers import Peer
 from _rt_redis import RedisServer
 
+from brillo.realtime import Hub
 from brillo.realtime.backends.base import BackendError, Envelope, PresenceEntry
 from brillo.realtime.backends.redis import RedisBackend
 
@@ -130,3 +132,40 @@ async def test_publishing_resumes_after_redis_restart(
         assert any("reconnected to Redis" in m for m in messages)
     finally:
         await backend.close()
+
+
+async def test_hubs_in_two_processes_share_rooms(redis_url: str) -> None:
+    async with (
+        Hub(redis_url, envelope=True, presence_events=True) as one,
+        Hub(redis_url, envelope=True, presence_events=True) as two,
+    ):
+        a, b = Peer(), Peer()
+        await a.accept()
+        await b.accept()
+        async with (
+            one.join(a.websocket, "room", user="ada"),
+            two.join(b.websocket, "room", user="bob"),
+        ):
+            await a.wait(lambda p: any('"user":"bob"' in t for t in p.texts))
+            position = await two.publish("room", {"text": "hi"}, exclude=b.websocket)
+            await one.send_to_user("bob", {"direct": True})
+            await a.wait(lambda p: any('"data":{"text":"hi"}' in t for t in p.texts))
+            await b.wait(lambda p: '{"direct":true}' in p.texts)
+            assert not any('"text":"hi"' in t for t in b.texts)  # excluded across processes
+            assert sorted(await one.presence("room")) == ["ada", "bob"]
+            assert position is not None
+            # a third client recovers from Redis history through the other process
+            c = Peer()
+            await c.accept()
+            since = f"{position.epoch}:{position.offset - 1}"
+            async with one.join(c.websocket, "room", since=since) as membership:
+                assert membership.recovery is not None
+                assert not membership.recovery.resync_required
+                await c.wait(lambda p: any('"data":{"text":"hi"}' in t for t in p.texts))
+
+
+async def test_hub_publish_while_redis_is_down_is_a_clear_error(own_redis: RedisServer) -> None:
+    async with Hub(own_redis.url) as hub:
+        own_redis.stop()
+        with pytest.raises(BackendError, match="Redis"):
+            await hub.publish("room", "x")
