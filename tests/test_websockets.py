@@ -430,11 +430,32 @@ async def test_receive_data_before_accept(method: str) -> None:
     assert len(peer.incoming) == 2
 
 
-async def test_receive_data_after_close() -> None:
-    ws, _ = await accepted(text("x"))
+async def test_receive_after_close_waits_for_the_clients_disconnect() -> None:
+    # Another task closed the socket while this one still reads: it sees the peer go away.
+    ws, _ = await accepted(text("x"), disconnect(1001))
     await ws.close()
-    with pytest.raises(WebSocketDisconnected, match="already closed"):
+    with pytest.raises(WebSocketDisconnect) as info:
         await ws.receive_text()
+    assert info.value.code == 1001
+    assert ws.client_state is WebSocketState.DISCONNECTED
+    with pytest.raises(WebSocketDisconnected, match='Cannot call "receive"'):
+        await ws.receive_text()
+
+
+async def test_receive_after_a_lost_connection_is_a_1006_disconnect() -> None:
+    ws, peer = await accepted(text("x"))
+    peer.send_error = ConnectionResetError()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.send_text("y")
+    for method in ("receive_text", "receive_bytes", "receive_json"):
+        ws2, peer2 = await accepted(text("x"))
+        peer2.send_error = ConnectionResetError()
+        with pytest.raises(WebSocketDisconnect):
+            await ws2.send_text("y")
+        with pytest.raises(WebSocketDisconnect) as info:
+            await getattr(ws2, method)()
+        assert info.value.code == 1006
+    assert [m async for m in ws.iter_text()] == []
 
 
 async def test_iterators_end_on_disconnect() -> None:

@@ -216,6 +216,7 @@ class WebSocket(HTTPConnection):
         self.client_state = _CONNECTING
         #: What we have told the server: CONNECTING, CONNECTED, RESPONSE or DISCONNECTED.
         self.application_state = _CONNECTING
+        self._lost_connection = False
 
     # -- raw ASGI messages ------------------------------------------------------------------
 
@@ -517,6 +518,7 @@ class WebSocket(HTTPConnection):
 
     def _lost(self, exc: BaseException) -> NoReturn:
         self.application_state = _DISCONNECTED
+        self._lost_connection = True
         raise WebSocketDisconnect(1006) from exc
 
     def _not_sendable(self) -> NoReturn:
@@ -535,9 +537,10 @@ class WebSocket(HTTPConnection):
         """Raise the right error when data cannot be received; receive a pending connect."""
         if self.application_state is not _CONNECTED:
             if self.application_state is _DISCONNECTED:
+                if self.client_state is _CONNECTED:
+                    await self._await_disconnect()
                 raise WebSocketDisconnected(
-                    "WebSocket is not connected: the application already closed it "
-                    "(or the connection was lost)."
+                    'Cannot call "receive" once a disconnect message has been received.'
                 )
             if self.application_state is _RESPONSE:
                 raise RuntimeError(
@@ -551,6 +554,22 @@ class WebSocket(HTTPConnection):
         raise WebSocketDisconnected(
             'Cannot call "receive" once a disconnect message has been received.'
         )
+
+    async def _await_disconnect(self) -> NoReturn:
+        """Receive after this side closed (or lost) the connection: the peer is gone.
+
+        Another task may have closed the socket (a realtime hub dropping a slow client, a
+        shutdown) while this one still reads: it gets the same :class:`WebSocketDisconnect` a
+        client close gives, not an error. After a lost connection that is code 1006 at once;
+        after our close it is the client's answer, and data still in flight is discarded.
+        """
+        if self._lost_connection:
+            self.client_state = _DISCONNECTED
+            raise WebSocketDisconnect(1006)
+        while True:
+            message = await self._receive()
+            if message["type"] != "websocket.receive":
+                self._not_data(message)
 
     def _not_data(self, message: Message) -> NoReturn:
         message_type = message["type"]
