@@ -432,13 +432,17 @@ class Hub:
         connection = Connection(key, websocket, key if user is None else str(user), meta or {})
         self._connections[id(websocket)] = connection
         users = self._users.get(connection.user)
+        first = users is None
         if users is None:
             users = self._users[connection.user] = set()
-            users.add(connection)
-            await self.backend.subscribe(_DIRECT + connection.user)
-        else:
-            users.add(connection)
+        users.add(connection)
         task_group.start_soon(self._writer, connection, name=f"brillo-realtime-writer-{key}")
+        if first:
+            try:
+                await self.backend.subscribe(_DIRECT + connection.user)
+            except BaseException:
+                self._forget(connection)
+                raise
         return connection
 
     def _forget(self, connection: Connection) -> None:
