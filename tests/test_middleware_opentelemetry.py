@@ -20,6 +20,10 @@ async def item(request: Request) -> Response:
     return PlainTextResponse(f"item {request.path_params['id']}")
 
 
+async def echo(request: Request) -> Response:
+    return PlainTextResponse(await request.body())
+
+
 async def fail(request: Request) -> Response:
     raise ValueError("kaboom")
 
@@ -52,6 +56,7 @@ router = Router(
     routes=[
         Route("/items/{id:int}", item),
         Route("/fail", fail),
+        Route("/echo", echo, methods=["POST"]),
         Route("/503", five_hundred),
         Mount("/api/{version}", routes=[Route("/things/{id}", item)]),
         WebSocketRoute("/ws/{room}", chat),
@@ -243,3 +248,69 @@ async def test_lifespan_untouched(app: Any, exporter: InMemorySpanExporter) -> N
     await OpenTelemetryMiddleware(inner)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
     assert exporter.get_finished_spans() == ()
+
+
+def collect(reader: Any) -> dict[str, list[Any]]:
+    """Metric name -> its data points, from an InMemoryMetricReader."""
+    data = reader.get_metrics_data()
+    points: dict[str, list[Any]] = {}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                points.setdefault(metric.name, []).extend(metric.data.data_points)
+    return points
+
+
+@pytest.mark.anyio
+async def test_http_metrics() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    app = OpenTelemetryMiddleware(
+        router,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        tracer_provider=TracerProvider(),
+        record_active_requests=True,
+        record_body_sizes=True,
+    )
+    await call_http(app, http_scope("/echo", "POST", [("content-length", "3")]), b"abc")
+    await call_http(app, http_scope("/items/6"))
+    await call_http(app, {**http_scope("/items/6"), "method": "BREW"})
+    with pytest.raises(ValueError, match="kaboom"):
+        await call_http(app, http_scope("/fail"))
+    points = collect(reader)
+
+    durations = {
+        tuple(sorted(p.attributes.items())): p.count for p in points["http.server.request.duration"]
+    }
+    ok = (
+        ("http.request.method", "GET"),
+        ("http.response.status_code", 200),
+        ("http.route", "/items/{id:int}"),
+        ("network.protocol.version", "1.1"),
+        ("url.scheme", "http"),
+    )
+    assert durations[ok] == 1
+    other = [k for k in durations if ("http.request.method", "_OTHER") in k]
+    assert len(other) == 1
+    failed = [k for k in durations if ("error.type", "ValueError") in k]
+    assert len(failed) == 1
+    assert ("http.route", "/fail") in failed[0]
+
+    (active,) = [
+        p
+        for p in points["http.server.active_requests"]
+        if p.attributes["http.request.method"] == "GET"
+    ]
+    assert active.value == 0
+    request_sizes = {
+        p.attributes["http.request.method"]: p.sum for p in points["http.server.request.body.size"]
+    }
+    assert request_sizes["POST"] == 3
+    response_sizes = [p.sum for p in points["http.server.response.body.size"]]
+    assert sum(response_sizes) >= len(b"abc") + len(b"item 6")
+    unread = {
+        p.attributes.get("http.route"): p.sum for p in points["http.server.request.body.size"]
+    }
+    assert unread["/items/{id:int}"] == 0  # unread bodies are not drained or counted

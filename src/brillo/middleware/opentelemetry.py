@@ -7,11 +7,12 @@ application configures the SDK and exporters. brillo itself never imports this m
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
 try:
-    from opentelemetry import propagate, trace
+    from opentelemetry import metrics, propagate, trace
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -26,6 +27,10 @@ from brillo.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["OpenTelemetryMiddleware"]
 
 _ACTIVE_KEY = "brillo.opentelemetry"
+_KNOWN_METHODS = frozenset(
+    ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
+)
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
 
 def _route_template(scope: Scope, root_path_before: str) -> str | None:
@@ -95,10 +100,16 @@ class OpenTelemetryMiddleware:
     and ``websocket.messages.sent`` / ``websocket.messages.received`` counts. A refused
     handshake records ``http.response.status_code`` (403 for a close before accept).
 
+    **Metrics** (HTTP): ``http.server.request.duration`` (seconds, histogram, including the
+    response's background tasks) with ``http.request.method`` (``_OTHER`` for unknown methods),
+    ``url.scheme``, ``http.route``, ``http.response.status_code`` and ``error.type``. With
+    ``record_active_requests``: ``http.server.active_requests``; with ``record_body_sizes``:
+    ``http.server.request.body.size`` and ``http.server.response.body.size`` (bytes).
+
     ``excluded_urls`` are regular expressions (a sequence, or one comma-separated string)
-    searched in the full URL; matching connections are not traced. ``tracer_provider`` defaults
-    to the global provider, which may be configured after the app is built. Nested instances
-    trace a connection once.
+    searched in the full URL; matching connections are not traced. ``tracer_provider`` and
+    ``meter_provider`` default to the global providers, which may be configured after the app
+    is built. Nested instances trace a connection once.
     """
 
     def __init__(
@@ -107,12 +118,40 @@ class OpenTelemetryMiddleware:
         *,
         excluded_urls: str | Sequence[str] = (),
         tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        record_active_requests: bool = False,
+        record_body_sizes: bool = False,
     ) -> None:
         self.app = app
         if isinstance(excluded_urls, str):
             excluded_urls = [p.strip() for p in excluded_urls.split(",") if p.strip()]
         self._excluded = tuple(re.compile(pattern) for pattern in excluded_urls)
         self.tracer = trace.get_tracer("brillo", __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter("brillo", __version__, meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self._active: metrics.UpDownCounter | None = None
+        if record_active_requests:
+            self._active = meter.create_up_down_counter(
+                "http.server.active_requests",
+                unit="{request}",
+                description="Number of active HTTP server requests.",
+            )
+        self._request_size: metrics.Histogram | None = None
+        self._response_size: metrics.Histogram | None = None
+        if record_body_sizes:
+            self._request_size = meter.create_histogram(
+                "http.server.request.body.size", unit="By", description="Size of request bodies."
+            )
+            self._response_size = meter.create_histogram(
+                "http.server.response.body.size",
+                unit="By",
+                description="Size of response bodies.",
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Trace HTTP and WebSocket scopes; pass anything else through."""
@@ -142,6 +181,16 @@ class OpenTelemetryMiddleware:
         if original != method:
             attributes["http.request.method_original"] = original
         root_path = scope.get("root_path", "")
+        metric_attributes: dict[str, Any] = {
+            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
+            "url.scheme": attributes["url.scheme"],
+        }
+        active = self._active
+        if active is not None:
+            active.add(1, metric_attributes)
+        sizes = self._request_size is not None
+        request_bytes = response_bytes = 0
+        started = time.perf_counter()
         with self.tracer.start_as_current_span(
             method,
             context=propagate.extract(headers),
@@ -151,25 +200,54 @@ class OpenTelemetryMiddleware:
             set_status_on_exception=True,
         ) as span:
 
+            async def traced_receive() -> Message:
+                nonlocal request_bytes
+                message = await receive()
+                if message["type"] == "http.request":
+                    request_bytes += len(message.get("body", b""))
+                return message
+
             async def traced_send(message: Message) -> None:
-                if message["type"] == "http.response.start":
+                nonlocal response_bytes
+                kind = message["type"]
+                if kind == "http.response.start":
                     status = int(message["status"])
                     span.set_attribute("http.response.status_code", status)
+                    metric_attributes["http.response.status_code"] = status
                     if status >= 500:
                         span.set_attribute("error.type", str(status))
+                        metric_attributes["error.type"] = str(status)
                         span.set_status(Status(StatusCode.ERROR))
+                elif kind == "http.response.body" and sizes:
+                    response_bytes += len(message.get("body", b""))
                 await send(message)
 
             try:
-                await self.app(scope, receive, traced_send)
+                await self.app(scope, traced_receive if sizes else receive, traced_send)
             except BaseException as exc:
                 span.set_attribute("error.type", type(exc).__qualname__)
+                metric_attributes["error.type"] = type(exc).__qualname__
                 raise
             finally:
                 template = _route_template(scope, root_path)
                 if template is not None:
                     span.set_attribute("http.route", template)
                     span.update_name(f"{method} {template}")
+                    metric_attributes["http.route"] = template
+                if scope.get("http_version"):
+                    metric_attributes["network.protocol.version"] = scope["http_version"]
+                self._duration.record(time.perf_counter() - started, metric_attributes)
+                if self._request_size is not None and self._response_size is not None:
+                    self._request_size.record(request_bytes, metric_attributes)
+                    self._response_size.record(response_bytes, metric_attributes)
+                if active is not None:
+                    active.add(
+                        -1,
+                        {
+                            "http.request.method": metric_attributes["http.request.method"],
+                            "url.scheme": metric_attributes["url.scheme"],
+                        },
+                    )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         attributes, headers = _base_attributes(scope)
