@@ -453,6 +453,22 @@ async def test_form_limits_raise_multipart_exception_outside_an_app() -> None:
     await request.close()
 
 
+@pytest.mark.anyio
+async def test_urlencoded_form_limits_apply_too() -> None:
+    body = b"&".join(b"f%d=v" % n for n in range(5))
+    request = form_request(b"application/x-www-form-urlencoded", body, app=object())
+    with pytest.raises(HTTPException) as info:
+        await request.form(max_fields=4)
+    assert info.value.status_code == 400
+    assert "field" in info.value.detail.lower()
+    request = form_request(b"application/x-www-form-urlencoded", b"big=" + b"x" * 100, app=object())
+    with pytest.raises(HTTPException) as info:
+        await request.form(max_part_size=10)
+    assert info.value.status_code == 400
+    ok = form_request(b"application/x-www-form-urlencoded", body)
+    assert len(await ok.form(max_fields=5)) == 5
+
+
 # -- server push -----------------------------------------------------------------------------------
 
 

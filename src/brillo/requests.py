@@ -308,32 +308,37 @@ class Request(HTTPConnection[StateT]):
             from brillo.formparsers import FormParser, MultiPartException, MultiPartParser
 
             media_type = _media_type(self.headers.get("content-type", ""))
+            parser: MultiPartParser | FormParser
             if media_type == "multipart/form-data":
                 stream = self.stream()
-                try:
-                    parser = MultiPartParser(
-                        self.headers,
-                        stream,
-                        max_files=max_files,
-                        max_fields=max_fields,
-                        max_part_size=max_part_size,
-                    )
-                    self._form = await parser.parse()
-                except MultiPartException as exc:
-                    if "app" in self.scope:
-                        raise HTTPException(status_code=400, detail=exc.message) from exc
-                    raise
-                finally:
-                    # A parser that stopped early leaves the body generator suspended.
-                    await stream.aclose()
+                parser = MultiPartParser(
+                    self.headers,
+                    stream,
+                    max_files=max_files,
+                    max_fields=max_fields,
+                    max_part_size=max_part_size,
+                )
             elif media_type == "application/x-www-form-urlencoded":
                 stream = self.stream()
-                try:
-                    self._form = await FormParser(self.headers, stream).parse()
-                finally:
-                    await stream.aclose()
+                # The same field limits apply to urlencoded bodies.
+                parser = FormParser(
+                    self.headers,
+                    stream,
+                    max_fields=None if max_fields == float("inf") else int(max_fields),
+                    max_part_size=max_part_size,
+                )
             else:
                 self._form = FormData()
+                return self._form
+            try:
+                self._form = await parser.parse()
+            except MultiPartException as exc:
+                if "app" in self.scope:
+                    raise HTTPException(status_code=400, detail=exc.message) from exc
+                raise
+            finally:
+                # A parser that stopped early leaves the body generator suspended.
+                await stream.aclose()
         return self._form
 
     def form(
