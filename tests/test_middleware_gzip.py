@@ -144,3 +144,30 @@ async def test_websocket_passes_through() -> None:
 def test_bad_level() -> None:
     with pytest.raises(ValueError, match="compresslevel"):
         GZipMiddleware(hello_app, compresslevel=10)
+
+
+@pytest.mark.anyio
+async def test_large_chunks_compressed_in_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from _mw_helpers import shorten_trio_thread_idle
+
+    shorten_trio_thread_idle(monkeypatch)
+    import threading
+
+    import brillo.middleware.gzip as gzip_module
+
+    threads: list[str] = []
+    real = gzip_module._compress
+
+    def spy(compressor: Any, body: bytes, final: bool) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real(compressor, body, final)
+
+    monkeypatch.setattr(gzip_module, "_compress", spy)
+    loop_thread = threading.current_thread().name
+    chunks = [b"a" * 2000, b"b" * 10, b"c" * 3000]
+    app = GZipMiddleware(streaming_app(chunks), thread_minimum_size=1000)
+    result = await call_http(app, http_scope(headers=GZ))
+    assert gzip.decompress(result.body) == b"".join(chunks)
+    assert threads[0] != loop_thread
+    assert threads[1] == loop_thread
+    assert threads[2] != loop_thread

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Collection
 
+import anyio.to_thread
+
 from brillo._middleware_asgi import add_vary, get_header, mutable_headers, set_header
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,7 +57,8 @@ class GZipMiddleware:
     ``Content-Encoding``, partial content (206) and responses whose media type is in
     ``exclude_content_types`` (server-sent events and already-compressed formats by default) are
     left alone. Every response that could have been compressed gets ``Vary: Accept-Encoding``.
-    WebSocket and lifespan scopes pass straight through.
+    Body chunks of at least ``thread_minimum_size`` bytes are compressed in a worker thread so
+    that the event loop stays responsive. WebSocket and lifespan scopes pass straight through.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class GZipMiddleware:
         app: ASGIApp,
         minimum_size: int = 500,
         compresslevel: int = 9,
+        thread_minimum_size: int = 128 * 1024,
         exclude_content_types: Collection[str] = DEFAULT_EXCLUDED_CONTENT_TYPES,
     ) -> None:
         if not 0 <= compresslevel <= 9:
@@ -70,6 +74,7 @@ class GZipMiddleware:
         self.app = app
         self.minimum_size = minimum_size
         self.compresslevel = compresslevel
+        self.thread_minimum_size = thread_minimum_size
         exact: set[bytes] = set()
         prefixes: list[bytes] = []
         for item in exclude_content_types:
@@ -113,6 +118,11 @@ class GZipMiddleware:
         await self.app(scope, receive, send_with_vary)
 
 
+def _compress(compressor: zlib._Compress, body: bytes, final: bool) -> bytes:
+    mode = zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+    return compressor.compress(body) + compressor.flush(mode)
+
+
 class _GZipResponder:
     """Per-response state for one compressed response."""
 
@@ -127,6 +137,11 @@ class _GZipResponder:
 
     async def run(self, scope: Scope, receive: Receive) -> None:
         await self.owner.app(scope, receive, self.send_compressed)
+
+    async def compress(self, compressor: zlib._Compress, body: bytes, final: bool) -> bytes:
+        if len(body) >= self.owner.thread_minimum_size:
+            return await anyio.to_thread.run_sync(_compress, compressor, body, final)
+        return _compress(compressor, body, final)
 
     async def send_compressed(self, message: Message) -> None:
         kind = message["type"]
@@ -160,23 +175,20 @@ class _GZipResponder:
                 await self.send(start)
                 await self.send(message)
                 return
-            self.compressor = zlib.compressobj(self.owner.compresslevel, zlib.DEFLATED, 31)
+            compressor = zlib.compressobj(self.owner.compresslevel, zlib.DEFLATED, 31)
+            self.compressor = compressor
             self.mode = 1
             set_header(headers, b"content-encoding", b"gzip")
+            payload = await self.compress(compressor, body, not more_body)
             if more_body:
                 headers[:] = [h for h in headers if h[0].lower() != b"content-length"]
-                payload = self.compressor.compress(body) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
             else:
-                payload = self.compressor.compress(body) + self.compressor.flush(zlib.Z_FINISH)
                 set_header(headers, b"content-length", str(len(payload)).encode("latin-1"))
             await self.send(start)
             await self.send({"type": "http.response.body", "body": payload, "more_body": more_body})
             return
 
-        compressor = self.compressor
-        assert compressor is not None
-        if more_body:
-            payload = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        else:
-            payload = compressor.compress(body) + compressor.flush(zlib.Z_FINISH)
+        active = self.compressor
+        assert active is not None
+        payload = await self.compress(active, body, not more_body)
         await self.send({"type": "http.response.body", "body": payload, "more_body": more_body})
