@@ -34,8 +34,11 @@ class _Recorder(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def _no_leaks() -> Iterator[None]:
+def _no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves threads running or lets asyncio report a destroyed pending task.
+
+    ``@pytest.mark.allow_threads("prefix", ...)`` exempts threads owned by a longer-lived
+    fixture (for example the event loop executor of Playwright's driver connection).
 
     Unclosed files and sockets surface as ResourceWarning, which the warning filter turns into
     errors once ``gc.collect()`` below finalises them.
@@ -53,7 +56,9 @@ def _no_leaks() -> Iterator[None]:
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     for thread in leaked:
         thread.join(max(0.0, deadline - time.monotonic()))
-    leaked = [t.name for t in leaked if t.is_alive()]
+    marker = request.node.get_closest_marker("allow_threads")
+    allowed = tuple(marker.args) if marker else ()
+    leaked = [t.name for t in leaked if t.is_alive() and not t.name.startswith(allowed or ("\0",))]
     assert not leaked, f"test leaked running threads: {leaked}"
     messages = [r.getMessage() for r in recorder.records if "destroyed" in r.getMessage()]
     assert not messages, f"asyncio reported leaked tasks: {messages}"
