@@ -9,17 +9,20 @@ never delay the others.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.abc
+from anyio.lowlevel import checkpoint
 
 from brillo.realtime.backends import create_backend
 from brillo.realtime.backends.base import (
@@ -47,6 +50,53 @@ _EXPECTED_SEND_ERRORS = frozenset(
         "EndOfStream",
     }
 )
+
+
+class _Waiter(Protocol):
+    """What a writer sleeps on: an ``asyncio.Future`` or, on trio, a :class:`_TrioWaiter`."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def __await__(self) -> Generator[Any, Any, Any]: ...
+
+
+class _TrioWaiter:
+    """A one-shot trio event with the two methods of a future the hub uses."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        import trio
+
+        self._event = trio.Event()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set_result(self, result: None, /) -> None:
+        self._event.set()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self._event.wait().__await__()
+
+
+def _waiter_factory() -> Callable[[], _Waiter]:
+    """The cheapest one-shot waiter of the running event loop (called inside the loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: anyio's other backend is trio
+        return _TrioWaiter
+    return loop.create_future
+
+
+def _wake(connection: Connection) -> None:
+    waiter = connection._waiter
+    if waiter is not None:
+        connection._waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 class SocketLike(Protocol):
@@ -104,8 +154,9 @@ class Connection:
         "_done",
         "_queue",
         "_rooms",
+        "_busy_since",
         "_scope",
-        "_send_scope",
+        "_stuck",
         "_waiter",
         "dropped",
         "key",
@@ -123,11 +174,12 @@ class Connection:
         self.dropped = 0
         self._queue: deque[_Item] = deque()
         self._rooms: dict[str, _Room] = {}
-        self._waiter: anyio.Event | None = None
+        self._waiter: _Waiter | None = None
         self._close_code: int | None = None
         self._close_reason = ""
         self._scope: anyio.CancelScope | None = None
-        self._send_scope: anyio.CancelScope | None = None
+        self._busy_since = 0.0
+        self._stuck = False
         self._done = anyio.Event()
 
     @property
@@ -254,6 +306,9 @@ class Hub:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._running = False
         self._timeout = 5.0
+        self._half_queue = max(1, queue_size // 2)
+        self._pressure = False
+        self._new_waiter: Callable[[], _Waiter] = _TrioWaiter
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -269,7 +324,9 @@ class Hub:
             await task_group.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         self._task_group = task_group
+        self._new_waiter = _waiter_factory()
         self._running = True
+        task_group.start_soon(self._watchdog, name="brillo-realtime-watchdog")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -463,10 +520,7 @@ class Hub:
         connection._queue.clear()
         if connection._scope is not None and connection._close_code is None:
             connection._scope.cancel()
-        waiter = connection._waiter
-        if waiter is not None:
-            connection._waiter = None
-            waiter.set()
+        _wake(connection)
 
     async def _unsubscribe(self, topic: str) -> None:
         if topic.startswith(_DIRECT) and topic[1:] in self._users:
@@ -594,15 +648,22 @@ class Hub:
         entry = self._rooms.get(room)
         if entry is not None:
             entry.stats.published += 1
-        return await self.backend.publish(
+        position = await self.backend.publish(
             room, Envelope(kind, payload, exclude_key), history=self.history_size > 0
         )
+        if self._pressure:
+            self._pressure = False
+            await checkpoint()
+        return position
 
     async def send_to_user(self, user: str, data: Any) -> None:
         """Deliver ``data`` to every connection of ``user``, in whatever process it is."""
         kind, payload = self._encode(data)
         self._published += 1
         await self.backend.publish(_DIRECT + str(user), Envelope(kind, payload), history=False)
+        if self._pressure:
+            self._pressure = False
+            await checkpoint()
 
     # -- backend callbacks (the hot path) --------------------------------------------------------
 
@@ -672,7 +733,11 @@ class Hub:
         if connection._close_code is not None:
             return
         queue = connection._queue
-        if len(queue) >= self.queue_size:
+        length = len(queue)
+        if length >= self._half_queue and connection._busy_since == 0.0:
+            # an idle writer lags behind: make the publisher yield so writers get to run
+            self._pressure = True
+        if length >= self.queue_size:
             if self._drop_oldest:
                 old = queue.popleft()
                 old.stats.queued -= 1
@@ -688,7 +753,8 @@ class Hub:
         waiter = connection._waiter
         if waiter is not None:
             connection._waiter = None
-            waiter.set()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _begin_close(self, connection: Connection, code: int, reason: str) -> None:
         if connection._close_code is not None:
@@ -701,59 +767,49 @@ class Hub:
                 item.stats.dropped += 1
                 connection.dropped += 1
             connection._queue.clear()
-            if connection._send_scope is not None:
-                connection._send_scope.cancel()  # abandon a send stuck on this slow client
-        waiter = connection._waiter
-        if waiter is not None:
-            connection._waiter = None
-            waiter.set()
+            if connection._scope is not None:
+                connection._scope.cancel()  # abandon a send stuck on this slow client
+        _wake(connection)
 
     # -- the writer ------------------------------------------------------------------------------
 
     async def _writer(self, connection: Connection) -> None:
         queue = connection._queue
         send = connection.socket.send
-        timeout = self.write_timeout
-        current_time = anyio.current_time
-        stuck = False
+        new_waiter = self._new_waiter
+        monotonic = time.monotonic
         try:
-            with anyio.CancelScope() as connection._scope:
+            with anyio.CancelScope() as scope:
+                connection._scope = scope
                 while True:
                     if not queue:
                         if connection._close_code is not None:
                             break
                         if self._connections.get(id(connection.socket)) is not connection:
                             return
-                        waiter = connection._waiter = anyio.Event()
-                        await waiter.wait()
+                        waiter = connection._waiter = new_waiter()
+                        await waiter
                         continue
-                    with anyio.move_on_after(timeout) as scope:
-                        connection._send_scope = scope
-                        while queue:
-                            item = queue.popleft()
-                            stats = item.stats
-                            stats.queued -= 1
-                            scope.deadline = current_time() + timeout
-                            await send(item.message)
-                            stats.delivered += 1
-                    connection._send_scope = None
-                    if connection._close_code is not None:
-                        break
-                    if scope.cancelled_caught:
-                        stuck = True
-                        logger.info(
-                            "realtime: dropping connection %s: a send took longer than %ss",
-                            connection.key,
-                            timeout,
-                        )
-                        break
-                if connection._close_code is not None or stuck:
-                    if stuck:
-                        code, reason = 1013, "write timeout"
-                    else:
-                        code, reason = connection._close_code or 1000, connection._close_reason
-                    with anyio.move_on_after(min(timeout, 1.0)):
-                        await connection.socket.close(code, reason or None)
+                    item = queue.popleft()
+                    stats = item.stats
+                    stats.queued -= 1
+                    connection._busy_since = monotonic()
+                    await send(item.message)
+                    connection._busy_since = 0.0
+                    stats.delivered += 1
+            connection._scope = None
+            if connection._stuck:
+                logger.info(
+                    "realtime: dropping connection %s: a send took longer than %ss",
+                    connection.key,
+                    self.write_timeout,
+                )
+                code, reason = 1013, "write timeout"
+            else:
+                code, reason = connection._close_code or 0, connection._close_reason
+            if code:
+                with anyio.move_on_after(min(self.write_timeout, 1.0)):
+                    await connection.socket.close(code, reason or None)
         except Exception as exc:
             name = type(exc).__name__
             if isinstance(exc, OSError | RuntimeError) or name in _EXPECTED_SEND_ERRORS:
@@ -767,8 +823,26 @@ class Hub:
                 )
         finally:
             connection._scope = None
+            connection._waiter = None
+            connection._busy_since = 0.0
             await self._detach(connection)
             connection._done.set()
+
+    async def _watchdog(self) -> None:
+        """Cancel the writers whose current send has taken longer than ``write_timeout``.
+
+        One scan of the connections every quarter timeout: the per-send cost is two stores.
+        """
+        timeout = self.write_timeout
+        while True:
+            await anyio.sleep(timeout / 4)
+            limit = time.monotonic() - timeout
+            for connection in list(self._connections.values()):
+                since = connection._busy_since
+                if since and since <= limit and not connection._stuck:
+                    connection._stuck = True
+                    if connection._scope is not None:
+                        connection._scope.cancel()
 
     async def _detach(self, connection: Connection) -> None:
         """Remove a connection whose writer ended from every room, at once."""

@@ -11,8 +11,6 @@ import secrets
 import time
 from collections import deque
 
-from anyio.lowlevel import checkpoint
-
 from brillo.realtime.backends.base import (
     Backend,
     Delivery,
@@ -71,10 +69,7 @@ class MemoryBackend(Backend):
         self._subscribed.clear()
 
     async def publish(self, topic: str, envelope: Envelope, *, history: bool) -> Position | None:
-        """Append to the ring buffer (when ``history``) and deliver synchronously.
-
-        Ends with a checkpoint, so a tight publish loop still lets the writers run.
-        """
+        """Append to the ring buffer (when ``history``) and deliver synchronously."""
         position: Position | None = None
         if history:
             state = self._topics.get(topic)
@@ -89,7 +84,6 @@ class MemoryBackend(Backend):
         callback = self._on_delivery
         if callback is not None and topic in self._subscribed:
             callback(Delivery(topic, envelope.kind, envelope.payload, envelope.exclude, position))
-        await checkpoint()
         return position
 
     async def subscribe(self, topic: str) -> None:
