@@ -120,6 +120,8 @@ async def test_stalled_client_does_not_delay_others(server: LiveServer) -> None:
                 pytest.fail(f"the stalled client never filled its queue: {stats}")
             room = stats["rooms"]["room"]  # type: ignore[index]
             assert room["members"] == 3
-            assert room["queued"] <= QUEUE  # bounded: only the stalled client's queue is full
-            assert stats["queued"] <= QUEUE
+            # bounded: the stalled client holds at most QUEUE messages; the fast ones at most the
+            # burst just published (the stats were taken before their writers ran)
+            assert room["queued"] <= QUEUE + 2 * BURST
+            assert stats["queued"] == room["queued"]
             assert received[0] == received[1] > QUEUE
