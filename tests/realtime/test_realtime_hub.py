@@ -124,6 +124,7 @@ async def test_slow_consumer_does_not_delay_others_and_memory_stays_bounded() ->
             assert stats["rooms"]["room"]["dropped"] == 200 - 8 - 1  # one is in flight
             assert stats["rooms"]["room"]["queued"] == 8
             assert stats["dropped"] == 191
+            assert stats["max_queued"] == 8
             slow.gate.set()
             frames = await slow.wait_frames(9)
             # the in-flight message, then the newest 8 (oldest dropped)

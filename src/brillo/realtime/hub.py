@@ -892,8 +892,9 @@ class Hub:
     def stats(self) -> dict[str, Any]:
         """Counters of this process: per room and in total.
 
-        ``{"connections", "users", "queued", "dropped", "published", "delivered",
-        "rooms": {room: {"members", "queued", "dropped", "published", "delivered"}}}``.
+        ``{"connections", "users", "queued", "max_queued", "dropped", "published", "delivered",
+        "rooms": {room: {"members", "queued", "dropped", "published", "delivered"}}}``;
+        ``max_queued`` is the longest outbound queue of any connection.
         """
         rooms: dict[str, Any] = {}
         for name, entry in self._rooms.items():
@@ -910,6 +911,7 @@ class Hub:
             "connections": len(self._connections),
             "users": len(self._users),
             "queued": sum(len(c._queue) for c in connections),
+            "max_queued": max((len(c._queue) for c in connections), default=0),
             "dropped": self._dropped_base + sum(c.dropped for c in connections),
             "published": self._published,
             "delivered": sum(r["delivered"] for r in rooms.values())

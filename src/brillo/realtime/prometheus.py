@@ -17,6 +17,7 @@ _TOTALS = (
     ("connections", "gauge", "WebSocket connections in at least one room."),
     ("users", "gauge", "Distinct users with a connection in this process."),
     ("queued", "gauge", "Messages waiting in outbound queues."),
+    ("max_queued", "gauge", "Longest outbound queue of any connection."),
     ("dropped", "counter", "Messages dropped by backpressure."),
     ("published", "counter", "Messages published through this process."),
     ("delivered", "counter", "Messages written to connections."),

@@ -124,4 +124,5 @@ async def test_stalled_client_does_not_delay_others(server: LiveServer) -> None:
             # burst just published (the stats were taken before their writers ran)
             assert room["queued"] <= QUEUE + 2 * BURST
             assert stats["queued"] == room["queued"]
+            assert stats["max_queued"] == QUEUE  # the stalled client's queue: full, not more
             assert received[0] == received[1] > QUEUE
