@@ -124,3 +124,19 @@ async def test_two_processes_one_room_and_kill_9(redis_server: RedisServer, redi
             two.stop()
     finally:
         one.stop()
+
+
+async def test_server_shutdown_closes_members_and_empties_the_hub() -> None:
+    # uvicorn closes open WebSockets itself (1012) before the lifespan shutdown stops the hub;
+    # the hub must then end with no connection left and without hanging.
+    async with LiveServer(chat.app) as server:
+        client = await connect(server.ws_url + "/ws/bye?user=a")
+        await recv_until(client, is_join("a"))
+    with pytest.raises(ConnectionClosed) as closed:
+        async with asyncio.timeout(10):
+            await client.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code in (1001, 1012)
+    await client.close()
+    assert chat.hub.stats()["connections"] == 0
+    assert not chat.hub.running
