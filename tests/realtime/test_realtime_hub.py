@@ -346,6 +346,9 @@ async def test_clear_errors() -> None:
             await hub.enter(a.websocket, "")
         with pytest.raises(TypeError, match="JSON-serialisable"):
             await hub.publish("room", object())
+        with pytest.raises(TypeError, match="meta must be JSON-serialisable"):
+            await hub.enter(a.websocket, "room", meta={"x": object()})
+        assert hub.stats()["connections"] == 0
         with pytest.raises(ValueError, match="invalid position"):
             await hub.enter(a.websocket, "room", since="nonsense")
         with pytest.raises(RuntimeError, match="already running"):

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -219,7 +219,6 @@ class Membership:
     connection: Connection
     room: str
     recovery: Recovery | None = None
-    _left: bool = field(default=False, repr=False)
 
     async def publish(self, data: Any, *, include_self: bool = True) -> Position | None:
         """Publish ``data`` to the room; with ``include_self=False`` this connection is skipped."""
@@ -484,6 +483,11 @@ class Hub:
                 "the Hub is not running: start it with `async with hub:` or the app lifespan "
                 "(lifespan=hub.lifespan)"
             )
+        if meta:
+            try:
+                json.dumps(meta)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"presence meta must be JSON-serialisable: {exc}") from exc
         self._counter += 1
         key = f"{self._node}.{self._counter}"
         connection = Connection(key, websocket, key if user is None else str(user), meta or {})
