@@ -161,9 +161,8 @@ def test_trusted_host_rejects_websocket_handshake(
     with pytest.raises(InvalidStatus) as info:
         connect(server.ws_url + "/whoami", open_timeout=TIMEOUT)
     # uvicorn supports denial responses: the client sees the 400 and its body.
-    assert info.value.response.status_code in (400, 403)
-    if info.value.response.status_code == 400:
-        assert info.value.response.body == b"Invalid host header"
+    assert info.value.response.status_code == 400
+    assert info.value.response.body == b"Invalid host header"
     status, _, body = http_get(server, "/login")
     assert (status, body) == (400, b"Invalid host header")
     status, _, _ = http_get(server, "/login", {"Host": "example.com"})
@@ -182,3 +181,27 @@ def test_gzip_streaming_and_cors_on_the_wire(server: LiveServer) -> None:
     assert "Origin" in header_map["vary"]
     expected = "".join(f"line {i} " * 40 + "\n" for i in range(5)).encode()
     assert gzip.decompress(body) == expected
+
+
+def test_https_redirect_on_websocket_handshake(live_server: Callable[..., LiveServer]) -> None:
+    from brillo.middleware.httpsredirect import HTTPSRedirectMiddleware
+
+    app = Brillo(
+        routes=[WebSocketRoute("/whoami", whoami)],
+        middleware=[Middleware(HTTPSRedirectMiddleware)],
+    )
+    server = live_server(app)
+    # A raw handshake, so that no client follows the redirect.
+    status, headers, _ = http_get(
+        server,
+        "/whoami?x=1",
+        {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        },
+    )
+    assert status == 307
+    location = {name.lower(): value for name, value in headers}["location"]
+    assert location == f"wss://127.0.0.1:{server.port}/whoami?x=1"
