@@ -570,6 +570,7 @@ class Config:
         self.idle_conns = 1000 if args.quick else 5000
         self.retries = args.retries
         self.max_interference = 0.10
+        self.retry_budget_s = 60.0 if args.quick else 600.0  # no retries after this long
         self.scenarios = args.scenario or [
             s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
         ]
@@ -662,7 +663,11 @@ def git_rev() -> str:
     proc = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
-    return proc.stdout.strip() or "?"
+    rev = proc.stdout.strip() or "?"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return f"{rev} + uncommitted changes in src/" if dirty else rev
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -720,6 +725,8 @@ def main(argv: list[str] | None = None) -> int:
                     # another program busy on the server's core spoils the sample: measure
                     # again (bounded) and keep the cleanest
                     if res.get("other_cpu0", 0) <= cfg.max_interference:
+                        break
+                    if attempt >= cfg.retries or time.monotonic() - started > cfg.retry_budget_s:
                         break
                     log(
                         f"{scenario} {variant} round {rnd + 1}: other processes took "
