@@ -333,7 +333,7 @@ class LiveServer:
 
         config = Config()
         config.loglevel = "WARNING"
-        config.graceful_timeout = 5
+        config.graceful_timeout = 1  # hypercorn leaves open WebSockets to time out
         for key, value in self.config.items():
             if not hasattr(config, key):
                 raise TypeError(f"unknown hypercorn config option {key!r}")
