@@ -14,6 +14,7 @@ that need to kill the server (``kill()`` sends SIGKILL) or run several server pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -113,7 +114,8 @@ class LiveServer:
     Use it as a context manager, sync (``with``) or async (``async with``). Entering starts the
     server and waits, at most ``startup_timeout`` seconds, until lifespan startup has finished and
     the socket is accepting; a startup failure raises :class:`ServerStartupError`. Leaving shuts
-    the server down gracefully (open WebSockets are closed by the server) and joins the thread.
+    the server down gracefully and joins the thread (uvicorn closes open WebSockets with 1012;
+    hypercorn lets them run until its ``graceful_timeout``, 1 s here, then drops them).
 
     Extra keyword arguments go to ``uvicorn.Config`` or ``hypercorn.config.Config`` (as
     attributes), e.g. ``ws="wsproto"`` or ``ws_max_size=...``.
@@ -347,7 +349,8 @@ class LiveServer:
             loop = asyncio.get_running_loop()
 
             def stop() -> None:
-                loop.call_soon_threadsafe(stopping.set)
+                with contextlib.suppress(RuntimeError):  # the loop may have just closed
+                    loop.call_soon_threadsafe(stopping.set)
 
             with self._stop_lock:
                 self._stop = stop
