@@ -662,3 +662,20 @@ def test_client_exit_cancels_sessions_left_open(make_client: ClientFactory) -> N
     with make_client(app) as client:
         client.websocket_connect("/").__enter__()  # never exited
     assert cancelled == [True]
+
+
+def test_denial_via_brillo_websocket_and_response(make_client: ClientFactory) -> None:
+    from brillo.responses import JSONResponse
+    from brillo.websockets import WebSocket
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.send_denial_response(
+            JSONResponse({"detail": "members only"}, status_code=403)
+        )
+
+    with pytest.raises(WebSocketDenialResponse) as info, make_client(app).websocket_connect("/"):
+        pass  # pragma: no cover
+    assert info.value.status_code == 403
+    assert info.value.json() == {"detail": "members only"}
+    assert info.value.headers["content-type"] == "application/json"
