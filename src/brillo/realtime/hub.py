@@ -691,22 +691,37 @@ class Hub:
             entry.stats,
             None if position is None else position.offset,
         )
+        self._fanout(entry.members, item, delivery.exclude)
+
+    def _fanout(
+        self, members: dict[Connection, list[_Item] | None], item: _Item, exclude: str
+    ) -> None:
+        """Queue ``item`` for every member: the hot path, no await and no per-member allocation.
+
+        Members with a short queue take the inline fast path; the others go through :meth:`_put`
+        (backpressure policy, pressure flag). Members recovering history buffer it instead.
+        """
+        half = self._half_queue
         put = self._put
-        exclude = delivery.exclude
-        if exclude:
-            for connection, pending in entry.members.items():
-                if connection.key == exclude:
-                    continue
-                if pending is None:
-                    put(connection, item)
-                else:
-                    pending.append(item)
-        else:
-            for connection, pending in entry.members.items():
-                if pending is None:
-                    put(connection, item)
-                else:
-                    pending.append(item)
+        fast = 0
+        for connection, pending in members.items():
+            if exclude and connection.key == exclude:
+                continue
+            if pending is not None:
+                pending.append(item)
+                continue
+            queue = connection._queue
+            if len(queue) < half and connection._close_code is None:
+                queue.append(item)
+                fast += 1
+                waiter = connection._waiter
+                if waiter is not None:
+                    connection._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
+            else:
+                put(connection, item)
+        item.stats.queued += fast
 
     def _on_presence(self, event: PresenceEvent) -> None:
         if not self.presence_events:
@@ -727,11 +742,7 @@ class Hub:
             separators=(",", ":"),
         )
         item = _Item({"type": "websocket.send", "text": text}, entry.stats, None)
-        for connection, pending in entry.members.items():
-            if pending is None:
-                self._put(connection, item)
-            else:
-                pending.append(item)
+        self._fanout(entry.members, item, "")
 
     def _put(self, connection: Connection, item: _Item) -> None:
         if connection._close_code is not None:
