@@ -69,3 +69,12 @@ def test_invalid_options() -> None:
         MemoryBackend(history_size=-1)
     with pytest.raises(ValueError, match="history_ttl"):
         MemoryBackend(history_ttl=0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_redis_backend_refuses_trio_clearly() -> None:
+    from brillo.realtime.backends.redis import RedisBackend
+
+    with pytest.raises(RuntimeError, match="asyncio only"):
+        await RedisBackend("redis://127.0.0.1:1/0").connect(lambda d: None, lambda e: None)

@@ -113,6 +113,13 @@ class RedisBackend(Backend):
 
     async def connect(self, on_delivery: DeliveryCallback, on_presence: PresenceCallback) -> None:
         """Connect, check that Redis answers, and start the pub/sub reader and the heartbeat."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "the Redis realtime backend runs on asyncio only (redis-py's asyncio client); "
+                "use memory:// on trio"
+            ) from None
         self._on_delivery = on_delivery
         self._on_presence = on_presence
         self._redis = aioredis.Redis.from_url(self.url)
