@@ -59,6 +59,9 @@ PortalFactory = Callable[[], contextlib.AbstractContextManager[BlockingPortal]]
 #: Default bound, in seconds, on every wait for the app (WebSocket receive, lifespan).
 DEFAULT_TIMEOUT = 10.0
 
+#: How long to wait for a cancelled app task to unwind.
+_CANCEL_GRACE = 5.0
+
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
@@ -310,7 +313,7 @@ class WebSocketTestSession:
         except FutureTimeoutError:
             self._future.cancel()
             with contextlib.suppress(BaseException):
-                self._future.result(self.timeout)
+                self._future.result(max(self.timeout, _CANCEL_GRACE))
             if self._aborting:
                 return  # the handshake already failed; that error is the one to report
             raise TimeoutError(
@@ -739,7 +742,7 @@ class _Lifespan:
         except FutureTimeoutError:
             self.future.cancel()
             with contextlib.suppress(BaseException):
-                self.future.result(self.timeout)
+                self.future.result(max(self.timeout, _CANCEL_GRACE))
         finally:
             portal.call(self._close)
 
