@@ -215,3 +215,13 @@ def test_subprotocol_selection(ws: Connect) -> None:
     with ws("/subprotocol") as conn:
         assert conn.subprotocol is None
         assert conn.recv(timeout=TIMEOUT) == "none"
+
+
+def test_live_server_fixture_factory(live_server: Callable[..., LiveServer]) -> None:
+    first = live_server(make_app(Recorder()))
+    second = live_server(make_app(Recorder()), server="hypercorn")
+    assert first.port != second.port
+    for live in (first, second):
+        with connect(live.ws_url + "/echo", open_timeout=TIMEOUT) as conn:
+            conn.send(live.server)
+            assert conn.recv(timeout=TIMEOUT) == live.server
