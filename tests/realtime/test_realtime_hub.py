@@ -377,3 +377,29 @@ async def test_lifespan_helpers() -> None:
     async with hub.lifespan(None):
         assert hub.running
     assert not hub.running
+
+
+async def test_history_replays_excluded_messages_and_send_keeps_order() -> None:
+    backend = _PausingBackend()
+    async with Hub(backend=backend) as hub:
+        since = await hub.publish("r", "m1")
+        (a,) = await peers(1)
+        memberships: list[Any] = []
+
+        async def join() -> None:
+            memberships.append(await hub.enter(a.websocket, "r", since=since))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(join)
+            with anyio.fail_after(TIMEOUT):
+                await backend.reading.wait()
+            connection = hub.connection(a.websocket)
+            assert connection is not None
+            # excluded from live delivery, but history has it and recovery replays it once
+            await hub.publish("r", "m2", exclude=connection)
+            backend.release.set()
+        await hub.publish("r", "m3", exclude=connection)
+        memberships[0].send("direct")
+        await hub.publish("r", "m4")
+        assert await a.wait_frames(3) == ["m2", "direct", "m4"]
+        await hub.leave(a.websocket, "r")
