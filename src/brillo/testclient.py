@@ -614,7 +614,7 @@ class TestClient(httpx.Client):
 
         ``subprotocols`` are offered in ``Sec-WebSocket-Protocol``; ``timeout`` bounds each
         receive (default :attr:`websocket_timeout`); other keyword arguments (``headers``,
-        ``params``, ``cookies``) shape the handshake request as for :meth:`get`.
+        ``params``) shape the handshake request as for :meth:`get`.
         """
         headers = dict(kwargs.pop("headers", None) or {})
         headers.setdefault("connection", "upgrade")
