@@ -169,3 +169,26 @@ async def test_hub_publish_while_redis_is_down_is_a_clear_error(own_redis: Redis
         own_redis.stop()
         with pytest.raises(BackendError, match="Redis"):
             await hub.publish("room", "x")
+
+
+async def test_hub_recovers_after_redis_restart(own_redis: RedisServer) -> None:
+    backend = RedisBackend(own_redis.url, presence_ttl=0.6, reconnect_max=0.2)
+    async with Hub(backend=backend) as hub:
+        peer = Peer()
+        await peer.accept()
+        async with hub.join(peer.websocket, "room", user="ada"):
+            await hub.publish("room", "before")
+            await peer.wait_frames(1)
+            own_redis.stop()
+            own_redis.start()  # empty: no persistence
+            with anyio.fail_after(15):
+                while "after" not in peer.frames:
+                    try:
+                        await hub.publish("room", "after")
+                    except BackendError:
+                        pass
+                    with anyio.move_on_after(0.1):
+                        await peer.wait(lambda p: "after" in p.frames)
+                # the heartbeat puts the member back into the (flushed) presence set
+                while "ada" not in await hub.presence("room"):
+                    await anyio.sleep(0.05)
