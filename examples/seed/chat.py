@@ -12,7 +12,7 @@ from typing import Any
 from brillo import status
 from brillo.applications import Brillo
 from brillo.routing import WebSocketRoute
-from brillo.websockets import WebSocket, WebSocketDisconnect
+from brillo.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 
 class ConnectionManager:
@@ -40,7 +40,7 @@ class ConnectionManager:
         for websocket in list(self.rooms.get(room, ())):
             try:
                 await websocket.send_json(message)
-            except WebSocketDisconnect:
+            except (WebSocketDisconnect, WebSocketDisconnected):  # it left mid-broadcast
                 self.disconnect(room, websocket)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from brillo import status
 from brillo.applications import Brillo
 from brillo.routing import WebSocketRoute
-from brillo.websockets import WebSocket, WebSocketDisconnect
+from brillo.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 #: Largest document, in characters; an edit that would exceed it is refused.
 MAX_LENGTH = 100_000
@@ -107,7 +107,7 @@ class DocumentManager:
         for websocket in list(document.editors):
             try:
                 await websocket.send_json(message)
-            except WebSocketDisconnect:
+            except (WebSocketDisconnect, WebSocketDisconnected):  # it left mid-broadcast
                 document.editors.discard(websocket)
 
 
