@@ -78,6 +78,14 @@ async def test_bad_client_input_gets_a_close_code(server: LiveServer) -> None:
                     await client.recv()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1003
+    async with connect(server.ws_url + "/ws/r?user=z") as client:
+        await client.send(b"\x00binary")
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1003
     assert chat.hub.members("r") == []
 
 
