@@ -370,13 +370,15 @@ async def test_lifespan_helpers() -> None:
         assert hub.running
         yield {"answer": 42}
 
+    seen: list[bool] = []
     async with hub.wrap_lifespan(mine)(None) as state:
         assert state == {"answer": 42}
-        assert hub.running
-    assert not hub.running
+        seen.append(hub.running)
+    seen.append(hub.running)
     async with hub.lifespan(None):
-        assert hub.running
-    assert not hub.running
+        seen.append(hub.running)
+    seen.append(hub.running)
+    assert seen == [True, False, True, False]
 
 
 async def test_history_replays_excluded_messages_and_send_keeps_order() -> None:

@@ -108,7 +108,9 @@ async def test_stalled_client_does_not_delay_others(server: LiveServer) -> None:
                 await ctl.send("burst")
                 for index, client in enumerate(fast):
                     for _ in range(BURST):
-                        sequence, _, payload = (await client.recv()).partition(":")
+                        frame = await client.recv()
+                        assert isinstance(frame, str)
+                        sequence, _, payload = frame.partition(":")
                         assert int(sequence) == received[index]  # nothing missed or reordered
                         assert payload == PAYLOAD
                         received[index] += 1
