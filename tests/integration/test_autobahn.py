@@ -1,16 +1,18 @@
-"""Autobahn|Testsuite WebSocket conformance (via kosoku) for a brillo echo app under uvicorn.
+"""Autobahn|Testsuite WebSocket conformance (via kosoku): a brillo echo app under real servers.
 
 Every case except the permessage-deflate ones (12.*, 13.*) runs against a brillo app that echoes
-text as text and bytes as bytes. A case may only fail if it is listed in ``DEVIATIONS`` for that
-server, with the reason; the same list is in docs/testing.md. Most of what Autobahn checks (frame
-parsing, UTF-8 validation, close handshake) is done by the server's WebSocket implementation, so
-the deviations are per implementation.
+text as text and bytes as bytes, under uvicorn (both of its WebSocket implementations) and
+hypercorn. A case may only fail if it is listed in ``DEVIATIONS`` for that setup, with the
+reason; the same list is in docs/testing.md. Most of what Autobahn checks (frame parsing, UTF-8
+validation, the close handshake) is done by the server's WebSocket implementation, so the
+deviations are per server setup.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import kosoku
 import pytest
@@ -23,14 +25,22 @@ from brillo.websockets import WebSocket
 EXCLUDED = ["12.*", "13.*"]  # permessage-deflate: not offered by brillo's servers here
 CONCURRENCY = 4
 
-#: ws implementation -> {case id: why it fails}. Keep in sync with docs/testing.md.
-DEVIATIONS: dict[str, dict[str, str]] = {
+#: Server setups under test: label -> LiveServer keyword arguments.
+SETUPS: dict[str, dict[str, str]] = {
     # uvicorn's default ("auto") implementation, built on the websockets sans-I/O protocol.
-    "websockets-sansio": {
+    "uvicorn-websockets-sansio": {"server": "uvicorn", "ws": "websockets-sansio"},
+    "uvicorn-wsproto": {"server": "uvicorn", "ws": "wsproto"},
+    "hypercorn": {"server": "hypercorn"},
+}
+
+#: label -> {case id: why it fails}. Keep in sync with docs/testing.md.
+DEVIATIONS: dict[str, dict[str, str]] = {
+    "uvicorn-websockets-sansio": {
         "7.1.5": "a close frame inside a fragmented message is answered with 1002 "
         "('incomplete fragmented message') instead of 1000",
     },
-    "wsproto": {},
+    "uvicorn-wsproto": {},
+    "hypercorn": {},
 }
 
 #: Verdicts that count as passing (NON-STRICT and INFORMATIONAL are conformant by definition).
@@ -90,18 +100,21 @@ def failures(results: list[kosoku.CaseResult]) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("ws", sorted(DEVIATIONS))
-def test_autobahn_conformance(ws: str) -> None:
-    with LiveServer(make_app(echo), ws=ws, log_level="critical") as live:
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_autobahn_conformance(setup: str) -> None:
+    options: dict[str, Any] = dict(SETUPS[setup])
+    if options["server"] == "uvicorn":
+        options["log_level"] = "critical"  # it logs every invalid-UTF-8 case as an error
+    with LiveServer(make_app(echo), **options) as live:
         results = run_cases(live, None, EXCLUDED)
     ran = {r.case_id for r in results}
     assert len(ran) > 250, f"only {len(ran)} cases ran"
     assert not any(case.startswith(("12.", "13.")) for case in ran)
     failed = failures(results)
-    unexpected = {case: why for case, why in failed.items() if case not in DEVIATIONS[ws]}
+    unexpected = {case: why for case, why in failed.items() if case not in DEVIATIONS[setup]}
     assert not unexpected, f"cases failing beyond the documented deviations: {unexpected}"
     # A documented deviation that no longer fails should be removed from the list.
-    fixed = set(DEVIATIONS[ws]) - set(failed)
+    fixed = set(DEVIATIONS[setup]) - set(failed)
     assert not fixed, f"documented deviations now pass, remove them: {sorted(fixed)}"
 
 
