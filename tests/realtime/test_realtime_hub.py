@@ -339,6 +339,10 @@ async def test_clear_errors() -> None:
     (a,) = await peers(1)
     with pytest.raises(RuntimeError, match="Hub is not running"):
         await hub.enter(a.websocket, "room")
+    with pytest.raises(RuntimeError, match="Hub is not running"):
+        await hub.publish("room", "x")
+    with pytest.raises(RuntimeError, match="Hub is not running"):
+        await hub.send_to_user("ada", "x")
     async with hub:
         with pytest.raises(ValueError, match="invalid room name"):
             await hub.enter(a.websocket, "@user")

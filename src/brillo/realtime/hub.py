@@ -40,6 +40,10 @@ __all__ = ["Connection", "Hub", "Membership", "Recovery", "SocketLike"]
 logger = logging.getLogger("brillo.realtime")
 
 _DIRECT = "@"
+_NOT_RUNNING = (
+    "the Hub is not running: start it with `async with hub:` or the app lifespan "
+    "(lifespan=hub.lifespan)"
+)
 _EXPECTED_SEND_ERRORS = frozenset(
     {
         "WebSocketDisconnect",
@@ -479,10 +483,7 @@ class Hub:
             return connection
         task_group = self._task_group
         if task_group is None or not self._running:
-            raise RuntimeError(
-                "the Hub is not running: start it with `async with hub:` or the app lifespan "
-                "(lifespan=hub.lifespan)"
-            )
+            raise RuntimeError(_NOT_RUNNING)
         if meta:
             try:
                 json.dumps(meta)
@@ -646,6 +647,8 @@ class Hub:
         is disabled). Never waits for a receiver; raises
         :class:`~brillo.realtime.backends.BackendError` when the backend cannot take the message.
         """
+        if self._task_group is None:
+            raise RuntimeError(_NOT_RUNNING)
         kind, payload = self._encode(data)
         exclude_key = self._key_of(exclude, self)
         self._published += 1
@@ -662,6 +665,8 @@ class Hub:
 
     async def send_to_user(self, user: str, data: Any) -> None:
         """Deliver ``data`` to every connection of ``user``, in whatever process it is."""
+        if self._task_group is None:
+            raise RuntimeError(_NOT_RUNNING)
         kind, payload = self._encode(data)
         self._published += 1
         await self.backend.publish(_DIRECT + str(user), Envelope(kind, payload), history=False)
