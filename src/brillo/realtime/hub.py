@@ -316,6 +316,7 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Hub:
+        """Connect the backend and start the writers' task group and the watchdog."""
         if self._task_group is not None:
             raise RuntimeError("this Hub is already running")
         task_group = anyio.create_task_group()
@@ -333,6 +334,7 @@ class Hub:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Graceful shutdown: final message, flush, close 1001, then stop the backend."""
         task_group = self._task_group
         if task_group is None:
             return
