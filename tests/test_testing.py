@@ -22,16 +22,6 @@ pytestmark = pytest.mark.integration
 SERVERS = ["uvicorn", "hypercorn"]
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pytest's anyio runner drives trio in guest mode, whose I/O waits run in trio's cached
-    worker threads; those idle for 10 s before exiting, longer than the suite's leak check
-    waits. Shorten the idle time so the worker exits right after the test."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.2)
-
-
 async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
     """A raw ASGI app: lifespan sets state, HTTP answers it, WebSocket echoes text."""
     if scope["type"] == "lifespan":
