@@ -72,6 +72,12 @@ class Match(enum.Enum):
     FULL = 2
 
 
+# Enum member lookups go through the metaclass; routing reads these on every request.
+_NONE = Match.NONE
+_PARTIAL = Match.PARTIAL
+_FULL = Match.FULL
+
+
 def get_name(endpoint: Callable[..., Any]) -> str:
     """The default route name of an endpoint: its ``__name__``, else its class name."""
     return getattr(endpoint, "__name__", endpoint.__class__.__name__)
@@ -242,7 +248,7 @@ class BaseRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Use the route on its own as an ASGI app: 404 / close when it does not match."""
         match, child_scope = self.matches(scope)
-        if match is Match.NONE:
+        if match is _NONE:
             if scope["type"] == "http":
                 await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             elif scope["type"] == "websocket":
@@ -314,10 +320,10 @@ class Route(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for an HTTP scope whose path and method match; PARTIAL if only the path does."""
         if scope["type"] != "http":
-            return Match.NONE, {}
+            return _NONE, {}
         match = self.path_regex.match(get_route_path(scope))
         if match is None:
-            return Match.NONE, {}
+            return _NONE, {}
         path_params = dict(scope.get("path_params") or ())
         if self.param_convertors:
             path_params.update(_convert(match, self.param_convertors))
@@ -325,8 +331,8 @@ class Route(BaseRoute):
         if self.max_body_size is not None:
             child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
         if self.methods and scope["method"] not in self.methods:
-            return Match.PARTIAL, child_scope
-        return Match.FULL, child_scope
+            return _PARTIAL, child_scope
+        return _FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """This route's path for ``name`` when the parameters are exactly its own."""
@@ -398,14 +404,14 @@ class WebSocketRoute(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for a WebSocket scope whose path matches."""
         if scope["type"] != "websocket":
-            return Match.NONE, {}
+            return _NONE, {}
         match = self.path_regex.match(get_route_path(scope))
         if match is None:
-            return Match.NONE, {}
+            return _NONE, {}
         path_params = dict(scope.get("path_params") or ())
         if self.param_convertors:
             path_params.update(_convert(match, self.param_convertors))
-        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params, "route": self}
+        return _FULL, {"endpoint": self.endpoint, "path_params": path_params, "route": self}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """This route's path for ``name`` when the parameters are exactly its own."""
@@ -478,11 +484,11 @@ class Mount(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for an HTTP or WebSocket scope whose path is under this mount's prefix."""
         if scope["type"] not in ("http", "websocket"):
-            return Match.NONE, {}
+            return _NONE, {}
         route_path = get_route_path(scope)
         match = self.path_regex.match(route_path)
         if match is None:
-            return Match.NONE, {}
+            return _NONE, {}
         matched = _convert(match, self.param_convertors)
         remaining_path = "/" + matched.pop("path")
         matched_path = route_path[: -len(remaining_path)]
@@ -498,7 +504,7 @@ class Mount(BaseRoute):
         }
         if self.max_body_size is not None:
             child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
-        return Match.FULL, child_scope
+        return _FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """The mount's own path (``name`` with a ``path`` param) or a path of a child route."""
@@ -571,13 +577,13 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for an HTTP or WebSocket scope whose ``Host`` header matches."""
         if scope["type"] not in ("http", "websocket"):
-            return Match.NONE, {}
+            return _NONE, {}
         match = self.host_regex.match(_host_header(scope))
         if match is None:
-            return Match.NONE, {}
+            return _NONE, {}
         path_params = dict(scope.get("path_params") or ())
         path_params.update(_convert(match, self.param_convertors))
-        return Match.FULL, {"path_params": path_params, "endpoint": self.app, "route": self}
+        return _FULL, {"path_params": path_params, "endpoint": self.app, "route": self}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """A path (with this host) of the host's own name or of a route in its app."""
@@ -705,15 +711,18 @@ class _Index:
 
     Each node holds, in declaration order, every route whose literal prefix is the node's path
     or an ancestor's (routes of unknown shape sit at the root). Walking a request path down the
-    trie as far as it goes yields exactly the routes that could match it, in order.
+    trie as far as it goes yields exactly the routes that could match it, in order. The
+    candidates of every parameter-free route path are also kept in a dict, so the commonest
+    lookups are a single dict hit.
     """
 
-    __slots__ = ("all", "depth", "root")
+    __slots__ = ("all", "depth", "exact", "root")
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.all = tuple(routes)
         self.root = _Node()
         self.depth = 0
+        static_paths: list[str] = []
         for position, route in enumerate(routes):
             prefix = _static_prefix(route)
             node = self.root
@@ -725,7 +734,12 @@ class _Index:
             node.own.append(position)
             if prefix:
                 self.depth = max(self.depth, len(prefix))
+                if not isinstance(route, Mount) and not getattr(route, "param_convertors", 1):
+                    static_paths.append(route.path)  # type: ignore[attr-defined]
         self._fill(self.root, [])
+        self.exact: dict[str, tuple[BaseRoute, ...]] = {
+            path: self._walk(path) for path in static_paths
+        }
 
     def _fill(self, node: _Node, inherited: list[int]) -> None:
         positions = sorted(inherited + node.own) if node.own else inherited
@@ -733,20 +747,28 @@ class _Index:
         for child in node.children.values():
             self._fill(child, positions)
 
-    def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
-        """The routes that may match ``route_path``, in declaration order."""
-        if route_path.endswith("\n"):
-            # "$" in a route regex also matches before a final newline: try everything.
-            return self.all
+    def _walk(self, route_path: str) -> tuple[BaseRoute, ...]:
         node = self.root
         if route_path.startswith("/"):
             segments = route_path.split("/", self.depth + 1)
-            for i in range(1, min(len(segments), self.depth + 1)):
-                child = node.children.get(segments[i])
+            del segments[0]
+            del segments[self.depth :]
+            for segment in segments:
+                child = node.children.get(segment)
                 if child is None:
                     break
                 node = child
         return node.candidates
+
+    def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
+        """The routes that may match ``route_path``, in declaration order."""
+        found = self.exact.get(route_path)
+        if found is not None:
+            return found
+        if route_path.endswith("\n"):
+            # "$" in a route regex also matches before a final newline: try everything.
+            return self.all
+        return self._walk(route_path)
 
 
 # -- the router -------------------------------------------------------------------------------
@@ -866,11 +888,11 @@ class Router:
         partial_scope: Scope = {}
         for route in self._candidates(route_path):
             match, child_scope = route.matches(scope)
-            if match is Match.FULL:
+            if match is _FULL:
                 scope.update(child_scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is Match.PARTIAL and partial is None:
+            if match is _PARTIAL and partial is None:
                 partial = route
                 partial_scope = child_scope
         if partial is not None:
@@ -886,7 +908,7 @@ class Router:
                 redirect_scope["path"] = redirect_scope["path"] + "/"
             for route in self._candidates(get_route_path(redirect_scope)):
                 match, _ = route.matches(redirect_scope)
-                if match is not Match.NONE:
+                if match is not _NONE:
                     response = RedirectResponse(url=str(URL(scope=redirect_scope)))
                     await response(scope, receive, send)
                     return
