@@ -115,6 +115,17 @@ async def test_excluded_prefix_and_206() -> None:
 
 
 @pytest.mark.anyio
+async def test_grpc_not_compressed_by_default() -> None:
+    app = GZipMiddleware(body_app(BIG, headers=[(b"content-type", b"application/grpc")]))
+    assert (await call_http(app, http_scope(headers=GZ))).body == BIG
+
+
+def test_exclude_content_types_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        GZipMiddleware(body_app(BIG), 500, 9, 1024, ["text/*"])  # type: ignore[misc]
+
+
+@pytest.mark.anyio
 async def test_streaming_compressed_per_chunk() -> None:
     chunks = [b"chunk-%d " % i * 50 for i in range(5)]
     result = await call_http(GZipMiddleware(streaming_app(chunks)), http_scope(headers=GZ))

@@ -501,3 +501,24 @@ async def test_send_push_promise() -> None:
     sent.clear()
     await Request(http_scope(), Body(), send).send_push_promise("/style.css")
     assert sent == []  # no push support: nothing sent
+
+
+@pytest.mark.anyio
+async def test_send_early_hints() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = http_scope(extensions={"http.response.early_hint": {}})
+    request = Request(scope, Body(), send)
+    await request.send_early_hints("</a.css>; rel=preload; as=style", "</b.js>; rel=preload")
+    assert sent == [
+        {
+            "type": "http.response.early_hint",
+            "links": [b"</a.css>; rel=preload; as=style", b"</b.js>; rel=preload"],
+        }
+    ]
+    sent.clear()
+    await Request(http_scope(), Body(), send).send_early_hints("</a.css>; rel=preload")
+    assert sent == []  # the server offers no early hints: nothing sent

@@ -358,6 +358,13 @@ def test_delete_cookie_expires_now() -> None:
     expires = re.search(r"expires=([^;]+)", header)
     assert expires is not None
     assert parsedate_to_datetime(expires.group(1)) <= dt.datetime.now(dt.UTC)
+    assert "Partitioned" not in header
+
+
+def test_delete_partitioned_cookie() -> None:
+    response = Response()
+    response.delete_cookie("gone", secure=True, samesite="none", partitioned=True)
+    assert response.headers["set-cookie"].endswith("; Partitioned")
 
 
 # --------------------------------------------------------------------------- Streaming
@@ -601,9 +608,22 @@ def test_file_response_media_type_guessing(data_file: Path) -> None:
     )
 
 
-def test_file_response_method_is_deprecated(data_file: Path) -> None:
-    with pytest.deprecated_call():
-        FileResponse(data_file, method="GET")
+def test_file_response_has_no_method_parameter(data_file: Path) -> None:
+    # Starlette 1.0 removed ``method``: the ninth positional is ``content_disposition_type``.
+    with pytest.raises(TypeError):
+        FileResponse(data_file, method="GET")  # type: ignore[call-arg]
+    response = FileResponse(data_file, 200, None, None, None, "a.txt", None, "inline")
+    assert response.headers["content-disposition"] == 'inline; filename="a.txt"'
+
+
+def test_file_response_generate_multipart(data_file: Path) -> None:
+    response = FileResponse(data_file)
+    length, part_head = response.generate_multipart([(0, 2), (5, 9)], "XYZ", 10, "text/plain")
+    assert part_head(5, 9) == (
+        b"--XYZ\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-8/10\r\n\r\n"
+    )
+    body = part_head(0, 2) + b"ab\r\n" + part_head(5, 9) + b"fghi\r\n" + b"--XYZ--"
+    assert length == len(body)
 
 
 @pytest.mark.anyio

@@ -120,8 +120,10 @@ async def _close_stream(stream: AsyncIterator[bytes]) -> None:
 class FormParser:
     """Parse an ``application/x-www-form-urlencoded`` body.
 
-    ``max_fields`` and ``max_part_size`` (bytes per name or value) are off by default; when
-    set, breaking them raises :class:`MultiPartException`.
+    At most ``max_fields`` fields (default 1000) and ``max_part_size`` bytes per name or value
+    (default 1 MiB) are accepted, as in Starlette; breaking either raises
+    :class:`MultiPartException`. Pass ``None`` (or ``float("inf")`` for ``max_fields``) to lift
+    a limit.
     """
 
     def __init__(
@@ -129,8 +131,8 @@ class FormParser:
         headers: Headers,
         stream: AsyncIterator[bytes],
         *,
-        max_fields: int | None = None,
-        max_part_size: int | None = None,
+        max_fields: int | float | None = 1000,
+        max_part_size: int | None = 1024 * 1024,
     ) -> None:
         if multipart is None:  # pragma: no cover - depends on the environment
             raise RuntimeError(_MISSING_MULTIPART)

@@ -382,3 +382,15 @@ class Request(HTTPConnection[StateT]):
                 for value in self.headers.getlist(name):
                     raw_headers.append((name.encode("latin-1"), value.encode("latin-1")))
             await self._send({"type": "http.response.push", "path": path, "headers": raw_headers})
+
+    async def send_early_hints(self, link: str, /, *additional_links: str) -> None:
+        """Send a ``103 Early Hints`` response carrying ``Link`` header values.
+
+        Each argument is one ``Link`` value, e.g. ``'</style.css>; rel=preload; as=style'``.
+        A no-op when the server does not offer the ASGI ``http.response.early_hint`` extension.
+        """
+        if "http.response.early_hint" not in (self.scope.get("extensions") or {}):
+            return
+        links = [link.encode("latin-1")]
+        links.extend(value.encode("latin-1") for value in additional_links)
+        await self._send({"type": "http.response.early_hint", "links": links})

@@ -11,8 +11,7 @@ import http.cookies
 import json
 import os
 import stat
-import warnings
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from email.utils import format_datetime, formatdate
 from mimetypes import guess_type
@@ -215,8 +214,13 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
     ) -> None:
-        """Tell the client to drop cookie ``key`` (empty value, ``Max-Age=0``, expired now)."""
+        """Tell the client to drop cookie ``key`` (empty value, ``Max-Age=0``, expired now).
+
+        Pass the same ``path``, ``domain`` and ``partitioned`` the cookie was set with, or the
+        browser keeps it.
+        """
         self.set_cookie(
             key,
             max_age=0,
@@ -226,6 +230,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -476,15 +481,8 @@ class FileResponse(Response):
         background: BackgroundTask | None = None,
         filename: str | None = None,
         stat_result: os.stat_result | None = None,
-        method: str | None = None,
         content_disposition_type: str = "attachment",
     ) -> None:
-        if method is not None:
-            warnings.warn(
-                "FileResponse(method=...) is deprecated and ignored: HEAD comes from the scope.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
         self.path = path
         self.status_code = status_code
         self.filename = filename
@@ -636,18 +634,9 @@ class FileResponse(Response):
     ) -> None:
         boundary = token_hex(13)
         part_type = self._header(b"content-type") or "application/octet-stream"
-        part_heads = [
-            (
-                f"--{boundary}\r\nContent-Type: {part_type}\r\n"
-                f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n"
-            ).encode("latin-1")
-            for start, end in ranges
-        ]
+        length, part_head = self.generate_multipart(ranges, boundary, size, part_type)
+        part_heads = [part_head(start, end) for start, end in ranges]
         closing = f"--{boundary}--".encode("latin-1")
-        length = sum(
-            len(h) + (end - start) + 2 for h, (start, end) in zip(part_heads, ranges, strict=True)
-        )
-        length += len(closing)
         headers = self._headers_with(
             content_type=f"multipart/byteranges; boundary={boundary}", content_length=str(length)
         )
@@ -662,6 +651,30 @@ class FileResponse(Response):
                 await self._send_span(send, file, start, end, last=False)
                 await send({"type": _HTTP_BODY, "body": b"\r\n", "more_body": True})
         await send({"type": _HTTP_BODY, "body": closing, "more_body": False})
+
+    def generate_multipart(
+        self,
+        ranges: Sequence[tuple[int, int]],
+        boundary: str,
+        max_size: int,
+        content_type: str,
+    ) -> tuple[int, Callable[[int, int], bytes]]:
+        """Lay out a ``multipart/byteranges`` body for ``ranges`` of a ``max_size``-byte file.
+
+        Returns the body's total length and a function that gives the head of the part for
+        ``(start, end_exclusive)``: the ``--boundary`` line, ``Content-Type`` and
+        ``Content-Range`` headers and the blank line. Each part's bytes are followed by
+        ``CRLF``, and the body ends with ``--boundary--``.
+        """
+
+        def part_head(start: int, end: int) -> bytes:
+            return (
+                f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{max_size}\r\n\r\n"
+            ).encode("latin-1")
+
+        length = sum(len(part_head(start, end)) + (end - start) + 2 for start, end in ranges)
+        return length + len(boundary) + 4, part_head
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:

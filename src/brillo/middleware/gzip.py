@@ -16,6 +16,7 @@ __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "GZipMiddleware"]
 #: already compressed. ``type/*`` entries match a whole top-level type.
 DEFAULT_EXCLUDED_CONTENT_TYPES: tuple[str, ...] = (
     "text/event-stream",
+    "application/grpc",
     "application/zip",
     "application/gzip",
     "application/x-gzip",
@@ -67,6 +68,7 @@ class GZipMiddleware:
         minimum_size: int = 500,
         compresslevel: int = 9,
         thread_minimum_size: int = 128 * 1024,
+        *,
         exclude_content_types: Collection[str] = DEFAULT_EXCLUDED_CONTENT_TYPES,
     ) -> None:
         if not 0 <= compresslevel <= 9:
