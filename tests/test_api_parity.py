@@ -426,6 +426,10 @@ SIGNATURES: dict[str, list[tuple[str, str | None]]] = {
             ),
         ),
         ("CORSMiddleware.is_allowed_origin", "origin"),
+        ("CORSMiddleware.preflight_response", "request_headers"),
+        ("CORSMiddleware.simple_response", "scope, receive, send, request_headers"),
+        ("CORSMiddleware.send", "message, send, request_headers"),
+        ("CORSMiddleware.allow_explicit_origin", "headers, origin"),
     ],
     "brillo.middleware.errors": [
         ("ServerErrorMiddleware", "app, handler=None, debug=False"),

@@ -191,3 +191,63 @@ async def test_websocket_passes_through() -> None:
     app = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
     sent = await call_ws(app, ws_scope(headers=[("origin", "https://evil.com")]))
     assert sent[0]["type"] == "websocket.accept"
+
+
+# -- the overridable hooks Starlette exposes ---------------------------------------------------
+
+
+def test_preflight_response_is_a_response() -> None:
+    from brillo.datastructures import Headers
+    from brillo.responses import Response
+
+    app = CORSMiddleware(hello_app, allow_origins=[ORIGIN])
+    ok = app.preflight_response(Headers({"origin": ORIGIN, "access-control-request-method": "GET"}))
+    assert isinstance(ok, Response)
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == ORIGIN
+    assert ok.headers["content-type"] == "text/plain; charset=utf-8"
+    bad = app.preflight_response(
+        Headers({"origin": "https://evil.com", "access-control-request-method": "GET"})
+    )
+    assert (bad.status_code, bad.body) == (400, b"Disallowed CORS origin")
+
+
+def test_allow_explicit_origin() -> None:
+    from brillo.datastructures import MutableHeaders
+
+    headers = MutableHeaders({"vary": "Accept-Encoding", "access-control-allow-origin": "*"})
+    CORSMiddleware.allow_explicit_origin(headers, ORIGIN)
+    assert headers.getlist("access-control-allow-origin") == [ORIGIN]
+    assert headers["vary"] == "Accept-Encoding, Origin"
+    CORSMiddleware.allow_explicit_origin(headers, ORIGIN)  # Vary is not repeated
+    assert headers["vary"] == "Accept-Encoding, Origin"
+
+
+@pytest.mark.anyio
+async def test_subclass_hooks_are_used() -> None:
+    from brillo.datastructures import Headers
+    from brillo.responses import PlainTextResponse, Response
+    from brillo.types import Message, Receive, Scope, Send
+
+    calls: list[str] = []
+
+    class Custom(CORSMiddleware):
+        def preflight_response(self, request_headers: Headers) -> Response:
+            calls.append("preflight")
+            return PlainTextResponse("custom", 204)
+
+        async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+            calls.append(message["type"])
+            await super().send(message, send, request_headers)
+
+        async def simple_response(
+            self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
+        ) -> None:
+            calls.append("simple")
+            await super().simple_response(scope, receive, send, request_headers)
+
+    app = Custom(hello_app, allow_origins=[ORIGIN])
+    assert (await call_http(app, preflight())).status == 204
+    result = await call_http(app, http_scope("/", "GET", [("origin", ORIGIN)]))
+    assert result.header("access-control-allow-origin") == ORIGIN
+    assert calls == ["preflight", "simple", "http.response.start", "http.response.body"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
 from brillo._middleware_asgi import add_vary, get_header, mutable_headers, set_header
+from brillo.datastructures import Headers, MutableHeaders
+from brillo.responses import PlainTextResponse, Response
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
@@ -93,70 +96,82 @@ class CORSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer preflights, decorate simple responses, pass everything else through."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or get_header(scope, b"origin") is None:
             await self.app(scope, receive, send)
             return
-        origin = get_header(scope, b"origin")
-        if origin is None:
-            await self.app(scope, receive, send)
+        request_headers = Headers(scope=scope)
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
+            response = self.preflight_response(request_headers)
+            await response(scope, receive, send)
             return
-        if scope["method"] == "OPTIONS":
-            requested = get_header(scope, b"access-control-request-method")
-            if requested is not None:
-                await self._preflight(scope, send, origin, requested)
-                return
-        await self._simple(scope, receive, send, origin)
+        await self.simple_response(scope, receive, send, request_headers)
 
-    async def _preflight(self, scope: Scope, send: Send, origin: bytes, method: bytes) -> None:
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The answer to a preflight request: ``200 OK``, or ``400`` naming what was disallowed."""
         headers = list(self._preflight_headers)
         failures: list[str] = []
-        origin_text = origin.decode("latin-1")
-        if self.is_allowed_origin(origin_text):
+        origin = request_headers["origin"]
+        if self.is_allowed_origin(origin):
             if self._echo_origin:
-                headers.append((_ACAO, origin))
+                headers.append((_ACAO, origin.encode("latin-1")))
         else:
             failures.append("origin")
         if self._echo_origin:
             headers.append((b"vary", b"Origin"))
         else:
             headers.append((_ACAO, b"*"))
-        if method.decode("latin-1").upper() not in self.allow_methods:
+        if request_headers["access-control-request-method"].upper() not in self.allow_methods:
             failures.append("method")
-        requested_headers = get_header(scope, b"access-control-request-headers")
+        requested_headers = request_headers.get("access-control-request-headers")
         if requested_headers is not None and requested_headers.strip():
             if self.allow_all_headers:
-                headers.append((_ACAH, requested_headers))
+                headers.append((_ACAH, requested_headers.encode("latin-1")))
             else:
-                names = (h.strip().lower() for h in requested_headers.decode("latin-1").split(","))
+                names = (h.strip().lower() for h in requested_headers.split(","))
                 if any(name and name not in self._allowed_header_set for name in names):
                     failures.append("headers")
-        pna = get_header(scope, b"access-control-request-private-network")
-        if pna is not None and pna.lower() == b"true":
+        pna = request_headers.get("access-control-request-private-network")
+        if pna is not None and pna.lower() == "true":
             if self.allow_private_network:
                 headers.append((b"access-control-allow-private-network", b"true"))
             else:
                 failures.append("private-network")
         if failures:
-            status, body = 400, ("Disallowed CORS " + ", ".join(failures)).encode("utf-8")
+            response = PlainTextResponse("Disallowed CORS " + ", ".join(failures), 400)
         else:
-            status, body = 200, b"OK"
-        headers.append((b"content-type", b"text/plain; charset=utf-8"))
-        headers.append((b"content-length", str(len(body)).encode("latin-1")))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            response = PlainTextResponse("OK", 200)
+        response.raw_headers[:0] = headers
+        return response
 
-    async def _simple(self, scope: Scope, receive: Receive, send: Send, origin: bytes) -> None:
-        allowed = self.is_allowed_origin(origin.decode("latin-1"))
-        echo = self._echo_origin or get_header(scope, b"cookie") is not None
+    async def simple_response(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
+    ) -> None:
+        """Call the app; its response start passes through :meth:`send` to gain CORS headers."""
+        await self.app(
+            scope, receive, functools.partial(self.send, send=send, request_headers=request_headers)
+        )
 
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = mutable_headers(message)
-                if allowed:
-                    headers.extend(self._simple_headers)
-                    set_header(headers, _ACAO, origin if echo else b"*")
-                if echo:
-                    add_vary(headers, b"Origin")
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        """Add the CORS headers to an ``http.response.start`` message, then pass it on."""
+        if message["type"] != "http.response.start":
             await send(message)
+            return
+        origin = request_headers["origin"]
+        echo = self._echo_origin or "cookie" in request_headers
+        headers = mutable_headers(message)
+        if self.is_allowed_origin(origin):
+            headers.extend(self._simple_headers)
+            if echo:
+                self.allow_explicit_origin(MutableHeaders(raw=headers), origin)
+            else:
+                set_header(headers, _ACAO, b"*")
+        elif echo:
+            add_vary(headers, b"Origin")
+        await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+    @staticmethod
+    def allow_explicit_origin(headers: MutableHeaders, origin: str) -> None:
+        """Allow exactly ``origin`` (not ``*``) and add ``Vary: Origin``."""
+        raw = headers.raw
+        set_header(raw, _ACAO, origin.encode("latin-1"))
+        add_vary(raw, b"Origin")
