@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -379,7 +381,10 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (pkg / "__init__.py").write_text("")
     (pkg / "statics" / "p.txt").write_text("from statics")
     (pkg / "assets" / "a.txt").write_text("from assets")
-    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    # A fresh import each time: an earlier test may have imported it from another tmp_path.
+    monkeypatch.delitem(sys.modules, "brillo_test_static_pkg", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))  # also invalidates import caches
+    importlib.invalidate_caches()
     return "brillo_test_static_pkg"
 
 
