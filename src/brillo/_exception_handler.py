@@ -156,6 +156,9 @@ async def _websocket_response(
                 session.application_state = WebSocketState.RESPONSE
             try:
                 await response(scope, receive, send)
+            except (RuntimeError, OSError):
+                # The server refused it: the socket was accepted or closed behind our back.
+                pass
             finally:
                 if session is not None:
                     session.application_state = _DISCONNECTED
