@@ -595,6 +595,8 @@ def test_state() -> None:
         state.a  # noqa: B018
     with pytest.raises(AttributeError, match="'State' object has no attribute 'missing'"):
         del state.missing
+    with pytest.raises(KeyError):  # what Starlette raises here
+        del state.missing
     backing = {"x": 1}
     shared = State(backing)
     shared.y = 2

@@ -260,7 +260,7 @@ async def test_response_state_machine() -> None:
     )
     with pytest.raises(RuntimeError, match="denial response"):
         await ws.send_text("x")
-    with pytest.raises(RuntimeError, match="denial response"):
+    with pytest.raises(WebSocketDisconnected, match="denial response"):
         await ws.receive_text()
     await ws.send({"type": "websocket.http.response.body", "body": b"a", "more_body": True})
     assert ws.application_state is WebSocketState.RESPONSE
@@ -424,7 +424,7 @@ async def test_raw_receive_unexpected_message() -> None:
 @pytest.mark.parametrize("method", ["receive_text", "receive_bytes", "receive_json"])
 async def test_receive_data_before_accept(method: str) -> None:
     ws, peer = make_ws(CONNECT, text("x"))
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(WebSocketDisconnected) as info:  # a RuntimeError, as in Starlette
         await getattr(ws, method)()
     assert str(info.value) == 'WebSocket is not connected. Need to call "accept" first.'
     assert len(peer.incoming) == 2

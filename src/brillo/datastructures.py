@@ -817,6 +817,11 @@ class MutableHeaders(Headers):
         self["vary"] = vary
 
 
+class _MissingStateAttribute(AttributeError, KeyError):
+    """``del state.x`` for a missing ``x``: an ``AttributeError``, and a ``KeyError`` as in
+    Starlette, so code written for either keeps working."""
+
+
 class State:
     """An attribute bag over a dict, e.g. ``app.state`` and ``request.state``.
 
@@ -845,6 +850,6 @@ class State:
         try:
             del self._state[key]
         except KeyError:
-            raise AttributeError(
+            raise _MissingStateAttribute(
                 f"'{self.__class__.__name__}' object has no attribute '{key}'"
             ) from None

@@ -542,11 +542,13 @@ class WebSocket(HTTPConnection):
                 raise WebSocketDisconnected(
                     'Cannot call "receive" once a disconnect message has been received.'
                 )
+            # As in Starlette, receiving on a socket that is not connected raises
+            # WebSocketDisconnected (a RuntimeError) whatever the reason.
             if self.application_state is _RESPONSE:
-                raise RuntimeError(
+                raise WebSocketDisconnected(
                     "WebSocket is not connected: a denial response was sent instead of accepting."
                 )
-            raise RuntimeError(_NOT_ACCEPTED)
+            raise WebSocketDisconnected(_NOT_ACCEPTED)
         if self.client_state is _CONNECTING:
             # Accepted by a raw ``send`` without receiving the connect message first.
             await self.receive()
