@@ -944,3 +944,80 @@ def test_lifespan_state_reaches_requests(client_factory: Callable[..., TestClien
     app = Brillo(routes=[Route("/", endpoint)], lifespan=lifespan)
     with client_factory(app) as client:
         assert client.get("/").text == "hello"
+
+
+def test_route_list_mutators_rebuild_the_index() -> None:
+    a, b, c = Route("/a", homepage), Route("/b", homepage), Route("/c", homepage)
+    router = Router([a])
+    assert router._candidates("/a") == (a,)
+    router.routes.extend([b, c])
+    assert router._candidates("/c") == (c,)
+    assert router.routes.pop() is c
+    assert router._candidates("/c") == ()
+    router.routes.reverse()
+    assert list(router.routes) == [b, a]
+    router.routes.sort(key=lambda route: getattr(route, "path", ""))
+    assert list(router.routes) == [a, b]
+    router.routes *= 2
+    assert router._candidates("/a") == (a, a)
+
+
+def test_url_path_for_mount_and_host_mismatches() -> None:
+    inner = Router([Route("/x/{id:int}", homepage, name="x")])
+    router = Router(
+        [
+            Mount("/m/{tenant}", app=inner, name="m"),
+            Host("{sub}.example.org", inner, name="h"),
+            Host("plain.example.org", inner),
+        ]
+    )
+    assert router.url_path_for("m:x", tenant="t", id=1) == "/m/t/x/1"
+    assert router.url_path_for("m", tenant="t", path="/p/q") == "/m/t/p/q"
+    url = router.url_path_for("h:x", sub="api", id=2)
+    assert (url, url.host) == ("/x/2", "api.example.org")
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("m:x", id=1)  # tenant missing
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("m", path="/p")  # tenant missing
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("m:nothing", tenant="t")
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("h", path="/y")  # sub missing
+
+
+def test_class_endpoint_name() -> None:
+    class Items(HTTPEndpoint):
+        pass
+
+    assert Route("/items", Items).name == "Items"
+
+
+def test_websocket_route_middleware_and_mount_params(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    seen: list[str] = []
+
+    class Tag:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(scope["type"])
+            await self.app(scope, receive, send)
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(websocket.path_params)
+        await websocket.close()
+
+    app = Brillo(
+        routes=[
+            Mount(
+                "/org/{org}",
+                routes=[WebSocketRoute("/room/{room:int}", ws, middleware=[Middleware(Tag)])],
+            )
+        ]
+    )
+    with client_factory(app) as client, client.websocket_connect("/org/acme/room/7") as session:
+        assert session.receive_json() == {"org": "acme", "room": 7}
+    assert seen == ["websocket"]

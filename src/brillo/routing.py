@@ -508,12 +508,18 @@ class Mount(BaseRoute):
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """The mount's own path (``name`` with a ``path`` param) or a path of a child route."""
-        if self.name is not None and name == self.name and "path" in path_params:
+        if (
+            self.name is not None
+            and name == self.name
+            and path_params.keys() == self.param_convertors.keys()
+        ):
             path_params["path"] = str(path_params["path"]).lstrip("/")
             path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
             if not remaining:
                 return URLPath(path=path)
-        elif self.name is None or name.startswith(self.name + ":"):
+        elif (self.name is None or name.startswith(self.name + ":")) and all(
+            key == "path" or key in path_params for key in self.param_convertors
+        ):
             remaining_name = name if self.name is None else name[len(self.name) + 1 :]
             path_kwarg = path_params.get("path")
             path_params["path"] = ""
@@ -587,12 +593,18 @@ class Host(BaseRoute):
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """A path (with this host) of the host's own name or of a route in its app."""
-        if self.name is not None and name == self.name and "path" in path_params:
+        if (
+            self.name is not None
+            and name == self.name
+            and path_params.keys() == self.param_convertors.keys() | {"path"}
+        ):
             path = str(path_params.pop("path"))
             host, remaining = replace_params(self.host_format, self.param_convertors, path_params)
             if not remaining:
                 return URLPath(path=path, host=host)
-        elif self.name is None or name.startswith(self.name + ":"):
+        elif (self.name is None or name.startswith(self.name + ":")) and all(
+            key in path_params for key in self.param_convertors
+        ):
             remaining_name = name if self.name is None else name[len(self.name) + 1 :]
             host, remaining_params = replace_params(
                 self.host_format, self.param_convertors, path_params
