@@ -407,3 +407,22 @@ def test_websocket_exception_through_test_client(
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
         assert (info.value.code, info.value.reason) == (4010, "bye")
+
+
+@pytest.mark.anyio
+async def test_status_handler_applies_to_websocket_http_exception() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        raise HTTPException(401)
+
+    async def unauthorized(websocket: WebSocket, exc: Exception) -> Response:
+        return PlainTextResponse("token please", status_code=401)
+
+    app = Brillo(routes=[WebSocketRoute("/ws", endpoint)], exception_handlers={401: unauthorized})
+    peer = Peer(extensions={"websocket.http.response": {}})
+    await peer.run(app)
+    assert peer.types == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert peer.sent[1]["body"] == b"token please"
+
+    peer = Peer()
+    await peer.run(app)
+    assert peer.sent == [{"type": "websocket.close", "code": 1008, "reason": "Unauthorized"}]

@@ -220,3 +220,19 @@ async def test_debug_page_over_the_wire(ws_impl: str) -> None:
     assert "http bug &lt;secret&gt;" in page.text
     assert text.headers["content-type"].startswith("text/plain")
     assert "ValueError: http bug <secret>" in text.text
+
+
+async def test_failing_lifespan_startup_stops_the_server(ws_impl: str) -> None:
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from brillo.testing import ServerStartupError
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Brillo) -> AsyncIterator[None]:
+        raise ConnectionRefusedError("database is down")
+        yield  # pragma: no cover
+
+    server = LiveServer(Brillo(lifespan=lifespan), ws=ws_impl, lifespan="on", log_level="critical")
+    with pytest.raises(ServerStartupError, match="database is down"):
+        await server.__aenter__()
