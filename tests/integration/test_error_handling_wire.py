@@ -235,4 +235,5 @@ async def test_failing_lifespan_startup_stops_the_server(ws_impl: str) -> None:
 
     server = LiveServer(Brillo(lifespan=lifespan), ws=ws_impl, lifespan="on", log_level="critical")
     with pytest.raises(ServerStartupError, match="database is down"):
-        await server.__aenter__()
+        async with server:
+            pass  # pragma: no cover
