@@ -201,7 +201,10 @@ async def websocket_error(
         if session.application_state is _CONNECTED:
             await _close(session, send, 1011)
         # Before accept, send nothing: the server answers the handshake with HTTP 500.
-        setattr(exc, _HANDLED_ATTR, True)
+        try:
+            setattr(exc, _HANDLED_ATTR, True)
+        except (AttributeError, TypeError):  # pragma: no cover - exceptions without __dict__
+            pass
     return False
 
 
