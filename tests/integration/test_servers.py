@@ -225,3 +225,27 @@ def test_live_server_fixture_factory(live_server: Callable[..., LiveServer]) -> 
         with connect(live.ws_url + "/echo", open_timeout=TIMEOUT) as conn:
             conn.send(live.server)
             assert conn.recv(timeout=TIMEOUT) == live.server
+
+
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_seed_chat_broadcast_over_the_wire(server_name: Any) -> None:
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from examples.seed import chat
+
+    with LiveServer(chat.create_app(), server=server_name) as live:
+        base = live.ws_url + "/chat/lobby?user="
+        with connect(base + "ann", open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ann:
+            assert json.loads(ann.recv(timeout=TIMEOUT)) == {"type": "join", "user": "ann"}
+            with connect(base + "ben", open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ben:
+                assert json.loads(ben.recv(timeout=TIMEOUT)) == {"type": "join", "user": "ben"}
+                assert json.loads(ann.recv(timeout=TIMEOUT)) == {"type": "join", "user": "ben"}
+                ben.send("hi ann")
+                expected = {"type": "message", "user": "ben", "text": "hi ann"}
+                assert json.loads(ann.recv(timeout=TIMEOUT)) == expected
+                assert json.loads(ben.recv(timeout=TIMEOUT)) == expected
+            assert json.loads(ann.recv(timeout=TIMEOUT)) == {"type": "leave", "user": "ben"}
