@@ -156,11 +156,3 @@ async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": b"hello"})
-
-
-def shorten_trio_thread_idle(monkeypatch: Any) -> None:
-    """Trio keeps idle worker threads for 10 s, longer than the suite's thread-leak check
-    waits; shorten that so thread-pool work done by a test is over when it is checked."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, http_scope, shorten_trio_thread_idle, ws_scope
+from _mw_helpers import call_http, call_ws, http_scope, ws_scope
 from brillo.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -21,11 +21,6 @@ from brillo.requests import HTTPConnection, Request
 from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Route, Router, WebSocketRoute
 from brillo.websockets import WebSocket
-
-
-@pytest.fixture(autouse=True)
-def _short_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    shorten_trio_thread_idle(monkeypatch)
 
 
 class TokenBackend(AuthenticationBackend):

@@ -9,15 +9,6 @@ import pytest
 from brillo.background import BackgroundTask, BackgroundTasks
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio keeps idle worker threads for 10 s, longer than the suite's thread-leak check waits;
-    shorten that so thread-pool work done by a test has finished by the time it is checked."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
-
-
 @pytest.mark.anyio
 async def test_async_task_runs_with_args_on_the_loop_thread() -> None:
     calls: list[tuple[object, ...]] = []

@@ -11,15 +11,6 @@ import pytest
 from brillo.concurrency import iterate_in_threadpool, run_in_threadpool, run_until_first_complete
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio keeps idle worker threads for 10 s, longer than the suite's thread-leak check waits;
-    shorten that so thread-pool work done by a test has finished by the time it is checked."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
-
-
 @pytest.mark.anyio
 async def test_run_in_threadpool_runs_off_the_event_loop_thread() -> None:
     def work(a: int, b: int, *, scale: int = 1) -> tuple[int, str]:

@@ -24,16 +24,6 @@ from brillo.datastructures import (
     URLPath,
 )
 
-
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio parks idle worker threads for 10 s, longer than the suite's thread-leak check
-    waits; UploadFile offloads disk I/O to threads, so shorten the idle timeout."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.2)
-
-
 # --------------------------------------------------------------------------------------- URL
 
 

@@ -16,15 +16,6 @@ from brillo.formparsers import (
 BOUNDARY = "----brilloBoundary7MA4YWxk"
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio parks idle worker threads for 10 s, longer than the suite's thread-leak check
-    waits; rolled-over upload files do their I/O in threads, so shorten the idle timeout."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.2)
-
-
 async def chunks(body: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
         yield body[start : start + size]

@@ -12,7 +12,6 @@ from _mw_helpers import (
     call_ws,
     hello_app,
     http_scope,
-    shorten_trio_thread_idle,
     ws_scope,
 )
 from brillo.background import BackgroundTask
@@ -20,11 +19,6 @@ from brillo.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response, StreamingResponse
 from brillo.types import Message
-
-
-@pytest.fixture(autouse=True)
-def _short_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    shorten_trio_thread_idle(monkeypatch)
 
 
 class AddHeader(BaseHTTPMiddleware):

@@ -23,14 +23,6 @@ from brillo.types import Message, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketDisconnect
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let trio's idle worker threads exit quickly for the suite's thread-leak check."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
-
-
 @pytest.fixture
 def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
     return functools.partial(TestClient, backend=anyio_backend)

@@ -159,9 +159,6 @@ def test_bad_level() -> None:
 
 @pytest.mark.anyio
 async def test_large_chunks_compressed_in_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    from _mw_helpers import shorten_trio_thread_idle
-
-    shorten_trio_thread_idle(monkeypatch)
     import threading
 
     import brillo.middleware.gzip as gzip_module

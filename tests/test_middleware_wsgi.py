@@ -6,13 +6,8 @@ from typing import Any
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, http_scope, shorten_trio_thread_idle, ws_scope
+from _mw_helpers import call_http, call_ws, http_scope, ws_scope
 from brillo.middleware.wsgi import WSGIMiddleware, build_environ
-
-
-@pytest.fixture(autouse=True)
-def _short_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    shorten_trio_thread_idle(monkeypatch)
 
 
 def hello_world(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -28,16 +28,6 @@ from brillo.responses import (
 )
 from brillo.types import ASGIApp, Message
 
-
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio keeps idle worker threads for 10 s, longer than the suite's thread-leak check waits;
-    shorten that so thread-pool work done by a test has finished by the time it is checked."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
-
-
 # --------------------------------------------------------------------------- ASGI driver
 
 

@@ -38,15 +38,6 @@ from brillo.types import ASGIApp, Message, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketDisconnect
 
 
-@pytest.fixture(autouse=True)
-def _short_trio_thread_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Trio keeps idle worker threads for 10 s; let thread-pool workers exit quickly so the
-    suite's thread-leak check passes."""
-    import trio._core._thread_cache as thread_cache
-
-    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.02)
-
-
 @pytest.fixture
 def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
     return functools.partial(TestClient, backend=anyio_backend)
