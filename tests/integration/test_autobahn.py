@@ -115,7 +115,10 @@ os._exit(0)
 
 
 def run_cases(
-    live: LiveServer, cases: Sequence[str] | None, exclude: Sequence[str]
+    live: LiveServer,
+    cases: Sequence[str] | None,
+    exclude: Sequence[str],
+    concurrency: int = CONCURRENCY,
 ) -> list[dict[str, str]]:
     """Run the selected cases against ``live`` in a child process; return one dict per case."""
     done = subprocess.run(
@@ -126,7 +129,7 @@ def run_cases(
             live.ws_url,
             json.dumps(list(cases) if cases is not None else None),
             json.dumps(list(exclude)),
-            str(CONCURRENCY),
+            str(concurrency),
         ],
         capture_output=True,
         timeout=300,
@@ -152,6 +155,13 @@ def test_autobahn_conformance(setup: str) -> None:
         options["log_level"] = "critical"  # it logs every invalid-UTF-8 case as an error
     with LiveServer(make_app(echo), **options) as live:
         results = run_cases(live, None, EXCLUDED)
+        # A few cases (6.4.*, 9.*) have timed verdicts: on a loaded machine the server may drop
+        # the connection after kosoku's deadline. Rerun unexpected failures once, one at a time;
+        # a real conformance failure fails again.
+        retry = sorted(set(failures(results)) - set(DEVIATIONS[setup]))
+        if retry:
+            rerun = {r["case_id"]: r for r in run_cases(live, retry, [], concurrency=1)}
+            results = [rerun.get(r["case_id"], r) for r in results]
     ran = {r["case_id"] for r in results}
     assert len(ran) > 250, f"only {len(ran)} cases ran"
     assert not any(case.startswith(("12.", "13.")) for case in ran)
