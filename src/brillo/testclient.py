@@ -602,6 +602,8 @@ class TestClient(httpx.Client):
             with anyio.from_thread.start_blocking_portal(**self.async_backend) as portal:
                 yield portal
 
+    _portal_factory = portal_factory  # the name Starlette's WebSocketTestSession users know
+
     def websocket_connect(
         self,
         url: str,
