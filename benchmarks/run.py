@@ -585,6 +585,9 @@ def available_variants(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
 def median_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in runs[0]:
+        if isinstance(runs[0][key], bool):
+            out[key] = any(r.get(key) for r in runs)
+            continue
         values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
         if values and not isinstance(runs[0][key], bool):
             out[key] = statistics.median(values)
@@ -716,8 +719,8 @@ def main(argv: list[str] | None = None) -> int:
                         res = got
                     # another program busy on the server's core spoils the sample: measure
                     # again (bounded) and keep the cleanest
-                    if res.get("other_cpu0", 0) <= cfg.max_interference:
-                        break
+                    if res.get("other_cpu0", 0) <= cfg.max_interference or res.get("blocked"):
+                        break  # (a blocked server idles: others take its core, as they may)
                     if attempt >= cfg.retries or time.monotonic() - started > cfg.retry_budget_s:
                         break
                     log(
