@@ -553,7 +553,7 @@ class Config:
         self.retries = args.retries
         self.nice = args.nice
         self.max_interference = 0.10
-        self.retry_budget_s = 60.0 if args.quick else 600.0  # no retries after this long
+        self.retry_budget_s = 45.0 if args.quick else 180.0  # no retries after this long
         self.scenarios = args.scenario or [
             s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
         ]
