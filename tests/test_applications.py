@@ -13,6 +13,7 @@ from brillo.applications import Brillo, Starlette
 from brillo.datastructures import State
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.middleware import Middleware
+from brillo.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from brillo.middleware.errors import ServerErrorMiddleware
 from brillo.middleware.exceptions import ExceptionMiddleware
 from brillo.requests import Request
@@ -259,6 +260,47 @@ def test_max_body_size_on_app(client_factory: Callable[..., TestClient]) -> None
     with client_factory(app) as client:
         assert client.post("/", content=b"1234").text == "4"
         assert client.post("/", content=b"12345").status_code == 413
+
+        assert client.post("/", content=iter([b"12", b"345"])).status_code == 413
+
+
+def test_max_body_size_is_outside_user_middleware(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    seen: list[object] = []
+
+    class Spy:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                seen.append(scope.get(MAX_BODY_SIZE_SCOPE_KEY))
+            await self.app(scope, receive, send)
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Brillo(
+        routes=[Route("/", echo, methods=["POST"])], middleware=[Middleware(Spy)], max_body_size=4
+    )
+    with client_factory(app) as client:
+        assert client.post("/", content=b"1234").text == "4"
+    assert seen == [4]
+    limiters = []
+    layer: Any = app.middleware_stack
+    while layer is not None:
+        if isinstance(layer, RequestBodyLimitMiddleware):
+            limiters.append(layer)
+        layer = getattr(layer, "app", None)
+    assert [limiter.max_body_size for limiter in limiters] == [4]
+    assert isinstance(app.middleware_stack, ServerErrorMiddleware)
+    assert isinstance(app.middleware_stack.app, RequestBodyLimitMiddleware)
+
+    unlimited = Brillo(routes=[Route("/", echo, methods=["POST"])])
+    stack = unlimited.build_middleware_stack()
+    assert isinstance(stack, ServerErrorMiddleware)
+    assert isinstance(stack.app, ExceptionMiddleware)
 
 
 def test_mounted_app_inside_app(client_factory: Callable[..., TestClient]) -> None:

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from brillo.concurrency import iterate_in_threadpool, run_in_threadpool, run_until_first_complete
+from brillo.exceptions import BrilloDeprecationWarning
 
 
 @pytest.mark.anyio
@@ -79,7 +80,7 @@ async def test_run_until_first_complete_is_deprecated_and_cancels_the_rest() -> 
             raise
 
     never = anyio.Event()
-    with pytest.deprecated_call(), anyio.fail_after(5):
+    with pytest.warns(BrilloDeprecationWarning, match="deprecated"), anyio.fail_after(5):
         await run_until_first_complete((slow, {"event": never}), (quick, {}))
     assert finished.is_set()
     assert cancelled

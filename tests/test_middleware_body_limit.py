@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
+from brillo.exceptions import HTTPException
 from brillo.middleware.body_limit import (
     MAX_BODY_SIZE_SCOPE_KEY,
     BodySizeLimitMiddleware,
@@ -77,6 +78,57 @@ async def test_inner_limit_wins() -> None:
 
 
 @pytest.mark.anyio
+async def test_inner_limit_below_outer_wins() -> None:
+    inner = RequestBodyLimitMiddleware(echo_app, max_body_size=10)
+    app = RequestBodyLimitMiddleware(inner, max_body_size=100)
+    assert (await call_http(app, post(50), b"x" * 50)).status == 413
+    assert (await call_http(app, post(), [b"x" * 30, b"x" * 20])).status == 413
+    result = await call_http(app, post(10), b"x" * 10)
+    assert (result.status, result.header("x-limit")) == (200, "10")
+
+
+@pytest.mark.anyio
+async def test_inner_limit_below_bytes_already_read() -> None:
+    async def read_then_limit(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # 6 bytes counted by the outer limiter
+        await RequestBodyLimitMiddleware(echo_app, max_body_size=4)(scope, receive, send)
+
+    app = RequestBodyLimitMiddleware(read_then_limit, max_body_size=100)
+    result = await call_http(app, post(), [b"x" * 6, b"y"])
+    assert (result.status, result.body) == (413, b"Content Too Large")
+
+
+@pytest.mark.anyio
+async def test_scope_limit_restored_afterwards() -> None:
+    scope = post(1)
+    scope[MAX_BODY_SIZE_SCOPE_KEY] = 7
+    app = RequestBodyLimitMiddleware(RequestBodyLimitMiddleware(echo_app, 5), 3)
+    result = await call_http(app, scope, b"x")
+    assert result.header("x-limit") == "5"
+    assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 7
+    assert not any(key.startswith("brillo._") for key in scope)
+
+
+@pytest.mark.anyio
+async def test_app_answer_to_streamed_overflow_is_kept() -> None:
+    # Only an announced Content-Length overrides the app's own response; an app (or an
+    # exception handler) that catches the overflow of a streamed body answers itself.
+    async def forgiving(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except HTTPException as exc:
+            status = exc.status_code
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": str(status).encode()})
+
+    result = await call_http(RequestBodyLimitMiddleware(forgiving, 3), post(), [b"ab", b"cd"])
+    assert (result.status, result.body) == (400, b"413")
+    result = await call_http(RequestBodyLimitMiddleware(forgiving, 3), post(4), [b"ab", b"cd"])
+    assert (result.status, result.body) == (413, b"Content Too Large")
+
+
+@pytest.mark.anyio
 async def test_zero_limit_and_empty_body() -> None:
     app = RequestBodyLimitMiddleware(echo_app, max_body_size=0)
     assert (await call_http(app, post(0))).status == 200
@@ -89,8 +141,6 @@ async def test_error_after_response_started_is_raised() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await receive()
         await receive()
-
-    from brillo.exceptions import HTTPException
 
     with pytest.raises(HTTPException) as info:
         await call_http(RequestBodyLimitMiddleware(app, 3), post(), [b"ab", b"cd"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import pytest
@@ -140,3 +141,52 @@ def test_generate_helpers() -> None:
         text = middleware.generate_plain_text(exc)
     assert "&lt;b&gt;x&lt;/b&gt;" in page
     assert "<b>x</b>" in text
+
+
+def test_format_line_numbers_and_highlights() -> None:
+    middleware = ServerErrorMiddleware(Router())
+    # Entry 2 of the context is the current line, number 40 in the file.
+    current = middleware.format_line(2, "    if a < b:\n", 40, 2)
+    before = middleware.format_line(0, "def f(a, b):\n", 40, 2)
+    assert 'class="line current"' in current
+    assert ">40<" in current
+    assert "if a &lt; b:" in current
+    assert "\n" not in current
+    assert 'class="line"' in before
+    assert ">38<" in before
+
+
+def test_generate_frame_html() -> None:
+    middleware = ServerErrorMiddleware(Router())
+    try:
+        raise SecretError("frame")
+    except SecretError as exc:
+        traceback = exc.__traceback__
+    assert traceback is not None
+    (frame,) = inspect.getinnerframes(traceback, 3)
+    expanded = middleware.generate_frame_html(frame, is_collapsed=False)
+    collapsed = middleware.generate_frame_html(frame, is_collapsed=True)
+    assert expanded.startswith('<details class="frame" open>')
+    assert " open" not in collapsed
+    assert "test_middleware_errors.py" in expanded
+    assert "in test_generate_frame_html" in expanded
+    assert f">{frame.lineno}<" in expanded
+    assert "raise SecretError(&quot;frame&quot;)" in expanded
+    assert expanded.count('<div class="line') == 3
+
+
+def test_generate_html_expands_only_the_innermost_frame() -> None:
+    middleware = ServerErrorMiddleware(Router())
+
+    def inner() -> None:
+        raise SecretError("deep")
+
+    try:
+        inner()
+    except SecretError as exc:
+        page = middleware.generate_html(exc, limit=1)
+    assert page.count("<details") == 2
+    assert page.count('<details class="frame" open>') == 1
+    assert page.index("in inner") < page.index("in test_generate_html_expands")
+    # limit is the number of source lines shown per frame, as in Starlette.
+    assert page.count('<div class="line') == 2

@@ -7,11 +7,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from brillo.datastructures import State, URLPath
 from brillo.middleware import Middleware, _MiddlewareFactory
+from brillo.middleware.body_limit import RequestBodyLimitMiddleware
 from brillo.middleware.errors import ServerErrorMiddleware
 from brillo.middleware.exceptions import ExceptionMiddleware
 from brillo.requests import Request
 from brillo.responses import Response
-from brillo.routing import MAX_BODY_SIZE_KEY, BaseRoute, Router
+from brillo.routing import BaseRoute, Router
 from brillo.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 from brillo.websockets import WebSocket
 
@@ -33,8 +34,10 @@ class Brillo:
       ``Exception`` becomes the ServerErrorMiddleware handler.
     * ``lifespan``: an async context manager factory called with the app; a mapping it yields
       becomes the lifespan state copied into each request's ``scope["state"]``.
-    * ``max_body_size``: default request body limit in bytes (413 beyond it); routes and mounts
-      may set their own.
+    * ``max_body_size``: default request body limit in bytes (413 beyond it), applied outside
+      the user middleware; a router, mount or route (or a nested
+      :class:`~brillo.middleware.body_limit.RequestBodyLimitMiddleware`) may set its own, and
+      the innermost limit wins.
     """
 
     def __init__(
@@ -68,7 +71,11 @@ class Brillo:
         self.middleware_stack = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        """Assemble ServerErrorMiddleware -> user middleware -> ExceptionMiddleware -> router."""
+        """Assemble the stack around the router, outermost first.
+
+        ServerErrorMiddleware, the body size limit (with ``max_body_size``), the user middleware,
+        ExceptionMiddleware, then the router.
+        """
         debug = self.debug
         error_handler = None
         exception_handlers: dict[Any, Callable[..., Any]] = {}
@@ -78,8 +85,12 @@ class Brillo:
             else:
                 exception_handlers[key] = value
 
-        middleware = [
-            Middleware(ServerErrorMiddleware, handler=error_handler, debug=debug),
+        middleware = [Middleware(ServerErrorMiddleware, handler=error_handler, debug=debug)]
+        if self.max_body_size is not None:
+            middleware.append(
+                Middleware(RequestBodyLimitMiddleware, max_body_size=self.max_body_size)
+            )
+        middleware += [
             *self.user_middleware,
             Middleware(ExceptionMiddleware, handlers=exception_handlers, debug=debug),
         ]
@@ -100,8 +111,6 @@ class Brillo:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point: builds the middleware stack on first use."""
         scope["app"] = self
-        if self.max_body_size is not None and scope["type"] == "http":
-            scope[MAX_BODY_SIZE_KEY] = self.max_body_size
         stack = self.middleware_stack
         if stack is None:
             stack = self.middleware_stack = self.build_middleware_stack()

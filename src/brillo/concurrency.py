@@ -10,6 +10,8 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
+from brillo.exceptions import BrilloDeprecationWarning
+
 __all__ = ["iterate_in_threadpool", "run_in_threadpool", "run_until_first_complete"]
 
 P = ParamSpec("P")
@@ -59,7 +61,7 @@ async def run_until_first_complete(
     warnings.warn(
         "run_until_first_complete is deprecated and will be removed in a future version; "
         "use an anyio task group instead.",
-        DeprecationWarning,
+        BrilloDeprecationWarning,
         stacklevel=2,
     )
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import http
 from collections.abc import Mapping
 
-__all__ = ["HTTPException", "WebSocketException"]
+__all__ = [
+    "BrilloDeprecationWarning",
+    "HTTPException",
+    "StarletteDeprecationWarning",
+    "WebSocketException",
+]
 
 
 class HTTPException(Exception):
@@ -51,3 +56,17 @@ class WebSocketException(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r})"
+
+
+class BrilloDeprecationWarning(UserWarning):
+    """Emitted when deprecated brillo (Starlette-compatible) API is used.
+
+    It derives from ``UserWarning`` rather than ``DeprecationWarning`` on purpose: Python hides
+    ``DeprecationWarning`` outside ``__main__`` by default, so applications would never see it.
+    Filter it like any other warning category, e.g.
+    ``warnings.simplefilter("ignore", BrilloDeprecationWarning)``.
+    """
+
+
+#: Starlette-compatible name of :class:`BrilloDeprecationWarning` (the same class).
+StarletteDeprecationWarning = BrilloDeprecationWarning

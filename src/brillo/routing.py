@@ -26,9 +26,10 @@ from brillo.convertors import CONVERTOR_TYPES, Convertor
 from brillo.datastructures import URL, URLPath
 from brillo.exceptions import HTTPException
 from brillo.middleware import Middleware
+from brillo.middleware.body_limit import RequestBodyLimitMiddleware
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, RedirectResponse, Response
-from brillo.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+from brillo.types import ASGIApp, Lifespan, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketClose
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: Scope key carrying the request body limit that applies to the matched route.
-MAX_BODY_SIZE_KEY = "brillo.route_max_body_size"
 
 
 class NoMatchFound(Exception):
@@ -144,6 +142,15 @@ def replace_params(
     return path, path_params
 
 
+class InvalidPathError(ValueError, AssertionError):
+    """A route path or host pattern that cannot be compiled.
+
+    Raised by :func:`compile_path` (and so by the route constructors) for an unknown convertor
+    type or a parameter name used twice. Starlette raises ``AssertionError`` for the first and
+    ``ValueError`` for the second; this class is both, so either ``except`` clause catches it.
+    """
+
+
 def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
     """Compile a route path (or a host pattern) with ``{name}`` / ``{name:type}`` parameters.
 
@@ -151,7 +158,8 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     the format string with bare ``{name}`` slots (for ``url_path_for``), and the convertor of each
     parameter. A host pattern (not starting with ``/``) ignores any ``:port`` suffix.
 
-    Raises ValueError for an unknown convertor type or a parameter name used twice.
+    Raises :class:`InvalidPathError` (both a ``ValueError`` and, as in Starlette, an
+    ``AssertionError``) for an unknown convertor type or a parameter name used twice.
     """
     is_host = not path.startswith("/")
     regex = "^"
@@ -164,7 +172,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         convertor_type = type_spec[1:] if type_spec else "str"
         convertor = CONVERTOR_TYPES.get(convertor_type)
         if convertor is None:
-            raise ValueError(
+            raise InvalidPathError(
                 f"Unknown path convertor '{convertor_type}' in path {path!r}; known: "
                 f"{', '.join(sorted(CONVERTOR_TYPES))} (see register_url_convertor)."
             )
@@ -178,7 +186,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     if duplicated:
         names = ", ".join(sorted(duplicated))
         ending = "s" if len(duplicated) > 1 else ""
-        raise ValueError(f"Duplicated param name{ending} {names} at path {path}")
+        raise InvalidPathError(f"Duplicated param name{ending} {names} at path {path}")
     if is_host:
         regex += re.escape(path[idx:].split(":")[0]) + "$"
     else:
@@ -192,39 +200,6 @@ def _convert(match: re.Match[str], convertors: dict[str, Convertor[Any]]) -> dic
     for key, value in params.items():
         params[key] = convertors[key].convert(value)
     return params
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _limit_body(receive: Receive, limit: int) -> Receive:
-    """Wrap ``receive`` so that a request body growing past ``limit`` bytes raises 413."""
-    received = 0
-
-    async def limited() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise HTTPException(413, f"Request body is larger than {limit} bytes.")
-        return message
-
-    return limited
-
-
-async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    detail = f"Request body is larger than {limit} bytes."
-    if "app" in scope:
-        raise HTTPException(413, detail)
-    await PlainTextResponse(detail, 413)(scope, receive, send)
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -258,10 +233,18 @@ class BaseRoute:
         await self.handle(scope, receive, send)
 
 
-def _wrap_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -> ASGIApp:
+def _wrap_middleware(
+    app: ASGIApp, middleware: Sequence[Middleware] | None, max_body_size: int | None = None
+) -> ASGIApp:
+    """Wrap ``app`` in ``middleware`` (first entry outermost), then in the body size limit.
+
+    Nothing is added when neither is configured, so unlimited routes pay nothing per request.
+    """
     if middleware is not None:
         for cls, args, kwargs in reversed(middleware):
             app = cls(app, *args, **kwargs)
+    if max_body_size is not None:
+        app = RequestBodyLimitMiddleware(app, max_body_size)
     return app
 
 
@@ -278,7 +261,10 @@ class Route(BaseRoute):
     response; it may be synchronous (run in the thread pool). Anything else, such as an
     :class:`~brillo.endpoints.HTTPEndpoint` subclass, is used as an ASGI app. ``methods``
     defaults to ``["GET"]`` for functions; ``GET`` implies ``HEAD``. ``max_body_size`` limits
-    the request body (HTTP 413 beyond it), overriding a limit set on a mount or the app.
+    the request body (HTTP 413 beyond it, see
+    :class:`~brillo.middleware.body_limit.RequestBodyLimitMiddleware`), replacing a limit set
+    on an enclosing mount, router or application; it applies outside the route's
+    ``middleware``.
     """
 
     def __init__(
@@ -305,7 +291,7 @@ class Route(BaseRoute):
                 methods = ["GET"]
         else:
             self.app = endpoint
-        self.app = _wrap_middleware(self.app, middleware)
+        self.app = _wrap_middleware(self.app, middleware, max_body_size)
 
         if methods is None:
             self.methods: set[str] | None = None
@@ -328,8 +314,6 @@ class Route(BaseRoute):
         if self.param_convertors:
             path_params.update(_convert(match, self.param_convertors))
         child_scope: Scope = {"endpoint": self.endpoint, "path_params": path_params, "route": self}
-        if self.max_body_size is not None:
-            child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
         if self.methods and scope["method"] not in self.methods:
             return _PARTIAL, child_scope
         return _FULL, child_scope
@@ -351,13 +335,6 @@ class Route(BaseRoute):
             response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
             await response(scope, receive, send)
             return
-        limit = scope.get(MAX_BODY_SIZE_KEY)
-        if limit is not None:
-            length = _content_length(scope)
-            if length is not None and length > limit:
-                await _too_large(scope, receive, send, limit)
-                return
-            receive = _limit_body(receive, limit)
         await self.app(scope, receive, send)
 
     def __eq__(self, other: object) -> bool:
@@ -443,7 +420,8 @@ class Mount(BaseRoute):
 
     The child sees the same ``path``; ``root_path`` grows by the matched prefix, so
     ``get_route_path`` yields the rest. Name a mount to build URLs of its routes as
-    ``"mountname:routename"``.
+    ``"mountname:routename"``. ``middleware`` wraps the mounted app; ``max_body_size`` limits
+    request bodies below the mount (outside its middleware; a limit set further in wins).
     """
 
     def __init__(
@@ -465,13 +443,9 @@ class Mount(BaseRoute):
             self._base_app: ASGIApp = app
         else:
             self._base_app = Router(routes=routes)
-        self.app = _wrap_middleware(self._base_app, middleware)
+        self.app = _wrap_middleware(self._base_app, middleware, max_body_size)
         self.name = name
         self.max_body_size = max_body_size
-        # A router (or brillo app) enforces the limit per route; other apps are guarded here.
-        self._guard_body = not isinstance(self._base_app, Router) and not hasattr(
-            self._base_app, "router"
-        )
         self.path_regex, self.path_format, self.param_convertors = compile_path(
             self.path + "/{path:path}"
         )
@@ -502,8 +476,6 @@ class Mount(BaseRoute):
             "endpoint": self.app,
             "route": self,
         }
-        if self.max_body_size is not None:
-            child_scope[MAX_BODY_SIZE_KEY] = self.max_body_size
         return _FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -537,15 +509,7 @@ class Mount(BaseRoute):
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the mounted app (applying the body limit for apps that are not routers)."""
-        if self._guard_body and scope["type"] == "http":
-            limit = scope.get(MAX_BODY_SIZE_KEY)
-            if limit is not None:
-                length = _content_length(scope)
-                if length is not None and length > limit:
-                    await _too_large(scope, receive, send, limit)
-                    return
-                receive = _limit_body(receive, limit)
+        """Run the mounted app."""
         await self.app(scope, receive, send)
 
     def __eq__(self, other: object) -> bool:
@@ -798,6 +762,8 @@ class Router:
     a close for WebSockets; a path matching only with the other trailing-slash form is
     redirected when ``redirect_slashes``. ``lifespan`` is an async context manager factory
     called with the application; a mapping it yields is merged into the lifespan state.
+    ``middleware`` wraps the whole router and ``max_body_size`` limits request bodies (outside
+    that middleware; a limit set on a mount or route wins).
     """
 
     def __init__(
@@ -808,13 +774,14 @@ class Router:
         lifespan: Lifespan[Any] | None = None,
         *,
         middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
     ) -> None:
         self._index: _Index | None = None
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
-        self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware)
+        self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware, max_body_size)
 
     @property
     def routes(self) -> list[BaseRoute]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
+from brillo.exceptions import BrilloDeprecationWarning
+
 __all__ = [
     "HTTP_100_CONTINUE",
     "HTTP_101_SWITCHING_PROTOCOLS",
@@ -163,3 +167,30 @@ WS_1012_SERVICE_RESTART = 1012
 WS_1013_TRY_AGAIN_LATER = 1013
 WS_1014_BAD_GATEWAY = 1014
 WS_1015_TLS_HANDSHAKE = 1015
+
+#: Pre-RFC 9110 names still answered (with a :class:`BrilloDeprecationWarning`): old -> new name.
+_DEPRECATED_NAMES = {
+    "HTTP_413_REQUEST_ENTITY_TOO_LARGE": "HTTP_413_CONTENT_TOO_LARGE",
+    "HTTP_414_REQUEST_URI_TOO_LONG": "HTTP_414_URI_TOO_LONG",
+    "HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE": "HTTP_416_RANGE_NOT_SATISFIABLE",
+    "HTTP_422_UNPROCESSABLE_ENTITY": "HTTP_422_UNPROCESSABLE_CONTENT",
+}
+
+
+def __getattr__(name: str) -> int:
+    """Resolve a deprecated constant name, warning that it is deprecated."""
+    replacement = _DEPRECATED_NAMES.get(name)
+    if replacement is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{name!r} is deprecated; use {replacement!r} instead.",
+        BrilloDeprecationWarning,
+        stacklevel=2,
+    )
+    value: int = globals()[replacement]
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, deprecated aliases included."""
+    return sorted([*__all__, *_DEPRECATED_NAMES])

@@ -12,6 +12,7 @@ __all__ = ["MAX_BODY_SIZE_SCOPE_KEY", "BodySizeLimitMiddleware", "RequestBodyLim
 MAX_BODY_SIZE_SCOPE_KEY = "brillo.max_body_size"
 _LIMITER_KEY = "brillo._body_limiter"
 _TOO_LARGE = b"Content Too Large"
+_MISSING = object()
 
 
 class RequestBodyTooLarge(HTTPException):
@@ -22,7 +23,11 @@ class RequestBodyTooLarge(HTTPException):
 
 
 class _Limiter:
-    """Counts one request's body bytes against the current limit."""
+    """Counts one request's body bytes against the limit currently in force.
+
+    One limiter serves a request, created by the outermost limit; nested limits (an inner
+    middleware, a mount or a route with ``max_body_size``) only change ``max_body_size``.
+    """
 
     __slots__ = ("content_length", "max_body_size", "receive", "started", "total")
 
@@ -33,14 +38,12 @@ class _Limiter:
         self.total = 0
         self.started = False
 
-    def exceeded(self) -> bool:
-        limit = self.max_body_size
-        return self.total > limit or (
-            self.content_length is not None and self.content_length > limit
-        )
+    def declared_too_large(self) -> bool:
+        """Whether the ``Content-Length`` header announces more than the limit."""
+        return self.content_length is not None and self.content_length > self.max_body_size
 
     async def limited_receive(self) -> Message:
-        if self.content_length is not None and self.content_length > self.max_body_size:
+        if self.declared_too_large():
             raise RequestBodyTooLarge()
         message = await self.receive()
         if message["type"] == "http.request":
@@ -48,6 +51,16 @@ class _Limiter:
             if self.total > self.max_body_size:
                 raise RequestBodyTooLarge()
         return message
+
+
+def _content_length(scope: Scope) -> int | None:
+    raw = get_header(scope, b"content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
 
 
 async def _send_413(send: Send) -> None:
@@ -65,17 +78,73 @@ async def _send_413(send: Send) -> None:
     await send({"type": "http.response.body", "body": _TOO_LARGE})
 
 
+async def _run_limited(
+    app: ASGIApp, max_body_size: int, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for an HTTP scope with ``max_body_size`` as the body limit.
+
+    The single implementation behind the middleware and ``max_body_size`` on routes, mounts,
+    routers and applications. Inside another limit, this one replaces it for the rest of the
+    request (the innermost limit wins) and the outer limiter keeps counting.
+    """
+    active: _Limiter | None = scope.get(_LIMITER_KEY)
+    if active is not None:
+        scope[MAX_BODY_SIZE_SCOPE_KEY] = max_body_size
+        active.max_body_size = max_body_size
+        if active.total > max_body_size:
+            raise RequestBodyTooLarge()
+        await app(scope, receive, send)
+        return
+
+    previous = scope.get(MAX_BODY_SIZE_SCOPE_KEY, _MISSING)
+    scope[MAX_BODY_SIZE_SCOPE_KEY] = max_body_size
+    limiter = _Limiter(receive, max_body_size, _content_length(scope))
+    scope[_LIMITER_KEY] = limiter
+    dropping = False
+
+    async def checked_send(message: Message) -> None:
+        nonlocal dropping
+        if dropping:
+            return
+        if message["type"] == "http.response.start" and not limiter.started:
+            limiter.started = True
+            if limiter.declared_too_large():
+                # The app answered without reading the announced oversized body: 413 instead.
+                dropping = True
+                await _send_413(send)
+                return
+        await send(message)
+
+    try:
+        await app(scope, limiter.limited_receive, checked_send)
+    except RequestBodyTooLarge:
+        if limiter.started:
+            raise
+        limiter.started = True
+        await _send_413(send)
+    finally:
+        scope.pop(_LIMITER_KEY, None)
+        if previous is _MISSING:
+            scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
+        else:
+            scope[MAX_BODY_SIZE_SCOPE_KEY] = previous
+
+
 class RequestBodyLimitMiddleware:
     """Reject HTTP requests whose body is larger than ``max_body_size`` bytes with 413.
 
-    A ``Content-Length`` above the limit is refused before any body byte is read; the bytes
-    actually received are counted too, so chunked bodies and understated headers cannot slip
-    through. Reading past the limit raises ``RequestBodyTooLarge`` (an ``HTTPException`` with
-    status 413) from ``receive()``; uncaught, it becomes a ``413 Content Too Large`` response.
+    A ``Content-Length`` above the limit fails the first ``receive()``, and a response the app
+    starts without reading the body is replaced by the 413. The bytes actually received are
+    counted too, so chunked bodies and understated headers cannot slip through. Reading past the
+    limit raises ``RequestBodyTooLarge`` (an ``HTTPException`` with status 413) from
+    ``receive()``: exception handlers may render it; uncaught, it becomes a plain
+    ``413 Content Too Large`` response.
 
-    Nest it to give a route a different limit: the innermost instance sets the limit for the
-    request (stored in ``scope["brillo.max_body_size"]``). WebSocket and lifespan scopes pass
-    through; WebSocket message size is capped by the server (e.g. uvicorn's ``ws_max_size``).
+    Nested limits (this middleware, or ``max_body_size`` on an application, router, mount or
+    route, which use it) replace the outer ones: the innermost limit reached by the request is
+    in force, and is stored in ``scope["brillo.max_body_size"]``. WebSocket and lifespan scopes
+    pass through; WebSocket message size is capped by the server (e.g. uvicorn's
+    ``ws_max_size``).
     """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
@@ -89,50 +158,7 @@ class RequestBodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_body_size
-        active: _Limiter | None = scope.get(_LIMITER_KEY)
-        if active is not None:
-            # Nested: the inner limit wins; the outer instance enforces it.
-            active.max_body_size = self.max_body_size
-            if active.total > self.max_body_size:
-                raise RequestBodyTooLarge()
-            await self.app(scope, receive, send)
-            return
-
-        content_length: int | None = None
-        raw = get_header(scope, b"content-length")
-        if raw is not None:
-            try:
-                content_length = int(raw)
-            except ValueError:
-                content_length = None
-        limiter = _Limiter(receive, self.max_body_size, content_length)
-        scope[_LIMITER_KEY] = limiter
-        dropping = False
-
-        async def checked_send(message: Message) -> None:
-            nonlocal dropping
-            if dropping:
-                return
-            if message["type"] == "http.response.start":
-                if not limiter.started and limiter.exceeded():
-                    # The app answered without reading the oversized body: answer 413 instead.
-                    limiter.started = True
-                    dropping = True
-                    await _send_413(send)
-                    return
-                limiter.started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limiter.limited_receive, checked_send)
-        except RequestBodyTooLarge:
-            if limiter.started:
-                raise
-            limiter.started = True
-            await _send_413(send)
-        finally:
-            scope.pop(_LIMITER_KEY, None)
+        await _run_limited(self.app, self.max_body_size, scope, receive, send)
 
 
 #: Alias under brillo's earlier name.

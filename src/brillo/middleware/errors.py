@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import inspect
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +25,12 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 h1 {{ font-size: 1.4em; color: #a00; }}
 pre {{ background: #f6f6f6; border: 1px solid #ddd; padding: 1em; overflow-x: auto; }}
-.frame {{ margin-bottom: 1.2em; }}
-.where {{ font-family: monospace; color: #555; }}
+.frame {{ margin-bottom: 0.8em; border: 1px solid #ddd; }}
+.frame summary {{ font-family: monospace; color: #555; padding: 0.3em 0.6em; cursor: pointer; }}
+.source {{ background: #f6f6f6; padding: 0.4em 0; overflow-x: auto; }}
+.line {{ font-family: monospace; white-space: pre; padding: 0 0.6em; }}
+.line.current {{ background: #fdd; }}
+.lineno {{ display: inline-block; min-width: 4em; color: #888; user-select: none; }}
 </style>
 </head>
 <body>
@@ -40,8 +45,13 @@ runs with <code>debug=True</code>; never enable it in production.</p>
 </html>
 """
 
-_FRAME = """<div class="frame"><div class="where">{filename}, line {lineno}, in {name}</div>
-<pre>{line}</pre></div>"""
+_FRAME = """<details class="frame"{open}>
+<summary>{filename}, line {lineno}, in {name}</summary>
+<div class="source">{source}</div>
+</details>
+"""
+
+_LINE = '<div class="line{current}"><span class="lineno">{lineno}</span>{code}</div>'
 
 
 class ServerErrorMiddleware:
@@ -96,20 +106,52 @@ class ServerErrorMiddleware:
                     await response(scope, receive, send)
             raise
 
+    def format_line(self, index: int, line: str, frame_lineno: int, frame_index: int) -> str:
+        """One line of a frame's source as HTML.
+
+        ``line`` is entry ``index`` of the frame's code context, in which entry ``frame_index``
+        is the line being executed (number ``frame_lineno`` in the file); that line is
+        highlighted. The code is HTML-escaped.
+        """
+        return _LINE.format(
+            current=" current" if index == frame_index else "",
+            lineno=frame_lineno - frame_index + index,
+            code=html.escape(line.rstrip("\r\n")),
+        )
+
+    def generate_frame_html(self, frame: inspect.FrameInfo, is_collapsed: bool) -> str:
+        """One traceback frame as HTML: where it is, and the source around the current line.
+
+        A collapsed frame shows only its location until the reader expands it.
+        """
+        frame_index = frame.index or 0
+        source = "".join(
+            self.format_line(index, line, frame.lineno, frame_index)
+            for index, line in enumerate(frame.code_context or ())
+        )
+        return _FRAME.format(
+            open="" if is_collapsed else " open",
+            filename=html.escape(frame.filename),
+            lineno=frame.lineno,
+            name=html.escape(frame.function),
+            source=source,
+        )
+
     def generate_html(
         self, exc: Exception, limit: int = 7, *, method: str = "", path: str = ""
     ) -> str:
-        """An HTML page showing the exception and its innermost ``limit`` frames."""
-        summary = traceback.extract_tb(exc.__traceback__)[-limit:]
-        frames = "\n".join(
-            _FRAME.format(
-                filename=html.escape(frame.filename),
-                lineno=frame.lineno,
-                name=html.escape(frame.name),
-                line=html.escape(frame.line or ""),
-            )
-            for frame in reversed(summary)
-        )
+        """An HTML page showing the exception and its traceback, innermost frame first.
+
+        Each frame shows ``limit`` lines of source around the line being executed (as in
+        Starlette); only the innermost frame starts expanded. ``method`` and ``path`` name the
+        request on the page.
+        """
+        frames = ""
+        if exc.__traceback__ is not None:
+            collapsed = False
+            for frame in reversed(inspect.getinnerframes(exc.__traceback__, limit)):
+                frames += self.generate_frame_html(frame, collapsed)
+                collapsed = True
         title = f"{type(exc).__name__}: {exc}"
         return _PAGE.format(
             title=html.escape(title),
