@@ -680,3 +680,27 @@ def test_denial_via_brillo_websocket_and_response(make_client: ClientFactory) ->
     assert info.value.status_code == 403
     assert info.value.json() == {"detail": "members only"}
     assert info.value.headers["content-type"] == "application/json"
+
+
+def test_denial_response_takes_httpx_response_arguments() -> None:
+    denial = WebSocketDenialResponse(403, text="go away", headers={"x-a": "1"})
+    assert denial.status_code == 403
+    assert denial.text == "go away"
+    assert denial.headers["x-a"] == "1"
+    assert (denial.code, denial.reason) == (1006, "handshake denied with HTTP 403")
+    with pytest.raises(WebSocketDisconnect):
+        raise denial
+
+
+def test_lifespan_methods_drive_the_protocol(make_client: ClientFactory) -> None:
+    events: list[str] = []
+    client = make_client(lifespan_app(events))
+    assert client.portal is None
+    with client:
+        assert client.portal is not None
+        assert events == ["startup"]
+    assert events == ["startup", "shutdown"]
+    assert client.portal is None
+    with client:  # a second round starts afresh
+        assert events == ["startup", "shutdown", "startup"]
+    assert events == ["startup", "shutdown", "startup", "shutdown"]

@@ -76,19 +76,13 @@ class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ign
     sees for a connection that never opened.
     """
 
-    def __init__(
-        self,
-        status_code: int,
-        *,
-        headers: Sequence[tuple[bytes, bytes]],
-        content: bytes,
-        request: httpx.Request | None = None,
-    ) -> None:
-        httpx.Response.__init__(
-            self, status_code, headers=list(headers), content=content, request=request
-        )
-        self.code = 1006
-        self.reason = f"handshake denied with HTTP {status_code}"
+    # Constructed with httpx.Response's arguments; the WebSocketDisconnect side is derived.
+    code = 1006
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        """Why the connection never opened: the HTTP status of the denial."""
+        return f"handshake denied with HTTP {self.status_code}"
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.content[:200]!r}"
@@ -277,7 +271,7 @@ class WebSocketTestSession:
                     break
             raise WebSocketDenialResponse(
                 message["status"],
-                headers=message.get("headers") or [],
+                headers=list(message.get("headers") or []),
                 content=b"".join(body),
                 request=self._request,
             )
@@ -555,6 +549,8 @@ class TestClient(httpx.Client):
     """
 
     __test__ = False
+    #: The blocking portal running the app's event loop while inside ``with client:``.
+    portal: BlockingPortal | None = None
     #: Default bound, in seconds, on each WebSocket receive and on lifespan startup/shutdown.
     websocket_timeout: float = DEFAULT_TIMEOUT
 
@@ -580,7 +576,8 @@ class TestClient(httpx.Client):
         self.raise_server_exceptions = raise_server_exceptions
         self.root_path = root_path
         self.client_address = client
-        self.portal: BlockingPortal | None = None
+        self.portal = None
+        self._lifespan: _Lifespan | None = None
         self._lifespan_stack: contextlib.ExitStack | None = None
         merged = {"user-agent": "testclient"}
         if headers:
@@ -652,16 +649,36 @@ class TestClient(httpx.Client):
             # instead of waiting for it forever.
             stack.callback(portal.call, portal.stop, True)
 
-            lifespan = _Lifespan(self.app, self.app_state, self.websocket_timeout)
-            lifespan.start(portal)
+            self._lifespan = lifespan = _Lifespan(self.app, self.app_state, self.websocket_timeout)
+            lifespan.future = portal.start_task_soon(self.lifespan)
             stack.callback(lifespan.finish, portal)
-            portal.call(lifespan.startup)
-            stack.callback(portal.call, lifespan.shutdown)
+            portal.call(self.wait_startup)
+            stack.callback(portal.call, self.wait_shutdown)
         except BaseException:
-            stack.close()
+            try:
+                stack.close()
+            finally:
+                self._lifespan = None
             raise
         self._lifespan_stack = stack
         return self
+
+    def _lifespan_driver(self) -> _Lifespan:
+        if self._lifespan is None:
+            self._lifespan = _Lifespan(self.app, self.app_state, self.websocket_timeout)
+        return self._lifespan
+
+    async def lifespan(self) -> None:
+        """Run the app with a ``lifespan`` scope (``with client:`` starts this as a task)."""
+        await self._lifespan_driver().run()
+
+    async def wait_startup(self) -> None:
+        """Send ``lifespan.startup`` and wait (bounded) for the app's answer; raise on failure."""
+        await self._lifespan_driver().startup()
+
+    async def wait_shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait (bounded) for the app's answer; raise on failure."""
+        await self._lifespan_driver().shutdown()
 
     def __exit__(
         self,
@@ -671,7 +688,10 @@ class TestClient(httpx.Client):
     ) -> None:
         stack, self._lifespan_stack = self._lifespan_stack, None
         if stack is not None:
-            stack.close()
+            try:
+                stack.close()
+            finally:
+                self._lifespan = None
 
 
 class _Lifespan:
@@ -689,10 +709,8 @@ class _Lifespan:
         self.ended: _AppEnded | None = None
         self.started = False
 
-    def start(self, portal: BlockingPortal) -> None:
-        self.future = portal.start_task_soon(self._run)
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Call the app with the lifespan scope; record how it ended."""
         scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
         try:
             await self.app(scope, self.app_receive.receive, self.from_app.send)
