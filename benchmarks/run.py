@@ -521,7 +521,7 @@ def run_routing(cfg: Config) -> dict[str, Any]:
         return {"status": "absent"}
     args = [PY, str(script)]
     if cfg.quick:
-        args += ["--number", "2000"]
+        args += ["--number", "1000"]
     else:
         args += ["--number", "5000"]
     try:
@@ -567,7 +567,7 @@ class Config:
         self.retries = args.retries
         self.nice = args.nice
         self.max_interference = 0.10
-        self.retry_budget_s = 45.0 if args.quick else 180.0  # no retries after this long
+        self.retry_budget_s = 20.0 if args.quick else 180.0  # no retries after this long
         self.scenarios = args.scenario or [
             s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
         ]
