@@ -580,17 +580,8 @@ ATTRIBUTES: dict[str, list[str]] = {
 }
 
 #: Names whose check fails today in files this audit may not edit; the reason names the owner.
-_TESTCLIENT = "testclient owner fixing"
-XFAIL: dict[tuple[str, str], str] = {
-    ("brillo.testclient", "WebSocketDenialResponse"): (
-        f"{_TESTCLIENT}: headers/content are required and text/html/json/stream/extensions/"
-        "history/default_encoding are missing (Starlette takes httpx.Response's arguments)"
-    ),
-    ("brillo.testclient", "TestClient.lifespan"): f"{_TESTCLIENT}: method missing",
-    ("brillo.testclient", "TestClient.wait_startup"): f"{_TESTCLIENT}: method missing",
-    ("brillo.testclient", "TestClient.wait_shutdown"): f"{_TESTCLIENT}: method missing",
-    ("brillo.testclient", "TestClient.portal"): f"{_TESTCLIENT}: attribute missing",
-}
+#: Rows known to differ today, as (module, name) -> reason; each is a strict xfail.
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _rows() -> list[Any]:

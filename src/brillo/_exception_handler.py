@@ -35,6 +35,8 @@ from brillo.websockets import (
 
 __all__ = [
     "HANDLERS_KEY",
+    "ResponseTracker",
+    "answer_http_error",
     "handle_http",
     "handle_websocket",
     "lookup_exception_handler",
@@ -53,6 +55,41 @@ _DISCONNECTED = WebSocketState.DISCONNECTED
 _CONNECTING = WebSocketState.CONNECTING
 
 Handler = Callable[..., Any]
+
+#: Scope key of the innermost :class:`ResponseTracker` wrapping this request's ``send``.
+TRACKER_KEY = "brillo.response_tracker"
+
+
+class ResponseTracker:
+    """An HTTP ``send`` that records whether the response has started.
+
+    The error layers (ServerErrorMiddleware, ExceptionMiddleware, each endpoint) must know whether
+    a response already started before rendering one for an exception. Instead of each wrapping
+    ``send`` again, a layer whose ``send`` *is* the tracker published by the layer above (nothing
+    in between changed it) reuses that tracker: one wrapper and one extra await per message for
+    the whole stack.
+    """
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+    @staticmethod
+    def of(scope: Scope, send: Send) -> ResponseTracker:
+        """The tracker for ``send``: the one above when ``send`` is it, else a new one."""
+        above: ResponseTracker | None = scope.get(TRACKER_KEY)
+        if above is not None and above is send:
+            return above
+        tracker = ResponseTracker(send)
+        scope[TRACKER_KEY] = tracker
+        return tracker
 
 
 def lookup_exception_handler(handlers: Mapping[Any, Handler], exc: BaseException) -> Handler | None:
@@ -84,30 +121,34 @@ async def handle_http(
     An exception without a handler propagates unchanged, as does any exception once the response
     has started (a :class:`RuntimeError` says so when a handler existed).
     """
-    started = False
-
-    async def sender(message: Message) -> None:
-        nonlocal started
-        if message["type"] == "http.response.start":
-            started = True
-        await send(message)
-
+    sender = ResponseTracker.of(scope, send)
     try:
         await app(scope, receive, sender)
     except Exception as exc:
-        handler = _find_handler(scope, exc)
-        if handler is None:
-            raise
-        if started:
-            raise RuntimeError("Caught handled exception, but response already started.") from exc
-        if request is None:
-            request = Request(scope, receive, send)
-        if is_async_callable(handler):
-            response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
-        if response is not None:
-            await response(scope, receive, sender)
+        await answer_http_error(exc, request, scope, receive, sender)
+
+
+async def answer_http_error(
+    exc: Exception,
+    request: Request | None,
+    scope: Scope,
+    receive: Receive,
+    sender: ResponseTracker,
+) -> None:
+    """Send the response of the handler registered for ``exc``; re-raise when there is none."""
+    handler = _find_handler(scope, exc)
+    if handler is None:
+        raise exc
+    if sender.started:
+        raise RuntimeError("Caught handled exception, but response already started.") from exc
+    if request is None:
+        request = Request(scope, receive, sender.send)
+    if is_async_callable(handler):
+        response = await handler(request, exc)
+    else:
+        response = await run_in_threadpool(handler, request, exc)
+    if response is not None:
+        await response(scope, receive, sender)
 
 
 def _truncate_reason(text: str) -> str:

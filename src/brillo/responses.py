@@ -8,7 +8,6 @@ messages), which is how :meth:`brillo.websockets.WebSocket.send_denial_response`
 from __future__ import annotations
 
 import http.cookies
-import json
 import os
 import stat
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
+from brillo._json import compact_encoder
 from brillo.background import BackgroundTask
 from brillo.concurrency import iterate_in_threadpool
 from brillo.types import Message, Receive, Scope, Send
@@ -257,9 +257,7 @@ class PlainTextResponse(Response):
     media_type = "text/plain"
 
 
-_json_encode = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-).encode
+_json_encode = compact_encoder(allow_nan=False)
 
 
 class JSONResponse(Response):

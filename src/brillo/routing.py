@@ -19,7 +19,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, SupportsIndex, TypeVar
 
-from brillo._exception_handler import handle_http, websocket_error
+from brillo._exception_handler import ResponseTracker, answer_http_error, websocket_error
 from brillo._utils import get_route_path, is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.convertors import CONVERTOR_TYPES, Convertor
@@ -96,12 +96,13 @@ def request_response(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-
-        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        sender = ResponseTracker.of(scope, send)
+        try:
             response = await call(request)
-            await response(scope, receive, send)
-
-        await handle_http(respond, request, scope, receive, send)
+            await response(scope, receive, sender)
+        except Exception as exc:
+            # Handled right here, inside any route middleware (as ExceptionMiddleware would).
+            await answer_http_error(exc, request, scope, receive, sender)
 
     return app
 
@@ -869,7 +870,11 @@ class Router:
             match, child_scope = route.matches(scope)
             if match is _FULL:
                 scope.update(child_scope)
-                await route.handle(scope, receive, send)
+                if type(route) is Route:
+                    # A FULL match already checked the method: skip Route.handle's layer.
+                    await route.app(scope, receive, send)
+                else:
+                    await route.handle(scope, receive, send)
                 return
             if match is _PARTIAL and partial is None:
                 partial = route

@@ -8,11 +8,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from brillo._exception_handler import ResponseTracker
 from brillo._utils import is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.requests import Request
 from brillo.responses import HTMLResponse, PlainTextResponse, Response
-from brillo.types import ASGIApp, Message, Receive, Scope, Send
+from brillo.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ServerErrorMiddleware"]
 
@@ -81,18 +82,11 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        started = False
-
-        async def sender(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        sender = ResponseTracker.of(scope, send)
         try:
             await self.app(scope, receive, sender)
         except Exception as exc:
-            if not started:
+            if not sender.started:
                 request = Request(scope, receive, send)
                 if self.debug:
                     response = self.debug_response(request, exc)

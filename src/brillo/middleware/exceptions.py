@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from brillo._exception_handler import HANDLERS_KEY, handle_http, handle_websocket
+from brillo._exception_handler import (
+    HANDLERS_KEY,
+    ResponseTracker,
+    answer_http_error,
+    handle_websocket,
+)
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response
@@ -72,7 +77,11 @@ class ExceptionMiddleware:
         scope_type = scope["type"]
         if scope_type == "http":
             scope[HANDLERS_KEY] = self._tables
-            await handle_http(self.app, None, scope, receive, send)
+            sender = ResponseTracker.of(scope, send)
+            try:
+                await self.app(scope, receive, sender)
+            except Exception as exc:
+                await answer_http_error(exc, None, scope, receive, sender)
         elif scope_type == "websocket":
             scope[HANDLERS_KEY] = self._tables
             await handle_websocket(self.app, None, scope, receive, send)
