@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +10,6 @@ import pytest
 from brillo.testclient import TestClient
 from brillo.types import ASGIApp
 from brillo.websockets import WebSocketDisconnect
-
-# The examples package lives at the repository root, which pytest does not put on sys.path.
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from examples.seed import (
     auth,
     chat,

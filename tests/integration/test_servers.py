@@ -229,12 +229,6 @@ def test_live_server_fixture_factory(live_server: Callable[..., LiveServer]) -> 
 
 @pytest.mark.parametrize("server_name", SERVERS)
 def test_seed_chat_broadcast_over_the_wire(server_name: Any) -> None:
-    import sys
-    from pathlib import Path
-
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:
-        sys.path.insert(0, root)
     from examples.seed import chat
 
     with LiveServer(chat.create_app(), server=server_name) as live:

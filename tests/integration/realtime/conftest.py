@@ -17,8 +17,6 @@ import pytest
 # the shared contract suite and helpers live beside the unit tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "realtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# the examples under test (examples/realtime) are imported from the repository root
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from _rt_redis import RedisServer
 
