@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "realtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _rt_redis import RedisServer
+from _redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

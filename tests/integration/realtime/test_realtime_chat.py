@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _rt_redis import RedisServer
+from _redis_server import RedisServer
 from _rt_wire import http_get_json, http_get_text, recv_json, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed

@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 import pytest
 import redis
+from _redis_server import RedisServer
 from _rt_contract import BackendContract, connected
 from _rt_helpers import Peer
-from _rt_redis import RedisServer
 
 from brillo.realtime import Hub
 from brillo.realtime.backends.base import BackendError, Envelope, PresenceEntry

@@ -1,4 +1,4 @@
-"""A real redis-server child process for the realtime integration tests."""
+"""A real redis-server child process for the integration tests (realtime, browser)."""
 
 from __future__ import annotations
 
