@@ -1,26 +1,21 @@
-"""``python -m examples.demo``: serve the demo under uvicorn on $HOST:$PORT (127.0.0.1:8000)."""
+"""Run the demo under uvicorn: ``python -m examples.demo`` (HOST, PORT, BRILLO_HUB_URL)."""
 
 from __future__ import annotations
 
 import os
-import sys
+
+import uvicorn
+
+from examples.demo.app import create_app
 
 
-def main() -> int:
-    """Read HOST/PORT, print the URL and run uvicorn until interrupted."""
-    import uvicorn
-
+def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
-    try:
-        port = int(os.environ.get("PORT", "8000"))
-    except ValueError:
-        print(f"PORT must be a number, got {os.environ['PORT']!r}", file=sys.stderr)
-        return 2
-    shown = f"[{host}]" if ":" in host else host
-    print(f"brillo demo: http://{shown}:{port}/  (WebSockets at /ws/echo and /ws/json)", flush=True)
-    uvicorn.run("examples.demo.app:app", host=host, port=port, log_level="info")
-    return 0
+    port = int(os.environ.get("PORT", "8000"))
+    hub_url = os.environ.get("BRILLO_HUB_URL", "memory://")
+    print(f"brillo demo on http://{host}:{port}/  (realtime backend: {hub_url})", flush=True)
+    uvicorn.run(create_app(hub_url), host=host, port=port, log_level="info", ws_max_size=1 << 20)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

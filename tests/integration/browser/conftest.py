@@ -65,7 +65,7 @@ def demo(redis_url: str) -> Iterator[Callable[..., LiveProcess]]:
     def start(port: int = 0) -> LiveProcess:
         env = dict(os.environ, BRILLO_HUB_URL=redis_url, BRILLO_SECRET_KEY=SECRET)
         proc = LiveProcess(
-            "examples.showcase.app:create_app", factory=True, port=port, env=env, cwd=root
+            "examples.demo.app:create_app", factory=True, port=port, env=env, cwd=root
         )
         started.append(proc)
         proc.start()

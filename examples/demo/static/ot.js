@@ -1,4 +1,4 @@
-// Operational transformation for plain text: the browser half of examples/showcase/ot.py.
+// Operational transformation for plain text: the browser half of examples/demo/ot.py.
 // An operation is an array: n > 0 retains n chars, n < 0 deletes -n chars, a string inserts it.
 "use strict";
 

@@ -6,7 +6,7 @@ from collections import deque
 
 import anyio
 
-from examples.showcase.ot import Operation, OTError, apply, transform
+from examples.demo.ot import Operation, OTError, apply, transform
 
 __all__ = ["Document", "DocumentStore", "ResyncRequired"]
 
