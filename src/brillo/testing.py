@@ -108,7 +108,31 @@ class _Notifier:
             pass
 
 
-class LiveServer:
+class _Addresses:
+    """``port``, ``url`` and ``ws_url`` of a server started on ``host`` (shared by both runners)."""
+
+    host: str
+    _port: int | None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (known once started)."""
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base HTTP URL, e.g. ``http://127.0.0.1:54321``."""
+        return _http_url(self.host, self.port, "http")
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL, e.g. ``ws://127.0.0.1:54321``."""
+        return _http_url(self.host, self.port, "ws")
+
+
+class LiveServer(_Addresses):
     """Serve ``app`` under a real server (uvicorn or hypercorn) in a background thread.
 
     Use it as a context manager, sync (``with``) or async (``async with``). Entering starts the
@@ -155,23 +179,6 @@ class LiveServer:
         self._started = False
 
     # -- addresses ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on (known once started)."""
-        if self._port is None:
-            raise RuntimeError("LiveServer is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base HTTP URL, e.g. ``http://127.0.0.1:54321``."""
-        return _http_url(self.host, self.port, "http")
-
-    @property
-    def ws_url(self) -> str:
-        """Base WebSocket URL, e.g. ``ws://127.0.0.1:54321``."""
-        return _http_url(self.host, self.port, "ws")
 
     @property
     def running(self) -> bool:
@@ -395,7 +402,7 @@ class _NoLifespan:
         await self.app(scope, receive, send)
 
 
-class LiveProcess:
+class LiveProcess(_Addresses):
     """Run ``python -m uvicorn target`` in a child process on 127.0.0.1.
 
     ``target`` is ``"module:attr"`` (add ``factory=True`` for a factory). The parent binds the
@@ -433,23 +440,6 @@ class LiveProcess:
         self._requested_port = port
         self._port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        """The TCP port the child serves on (known once started)."""
-        if self._port is None:
-            raise RuntimeError("LiveProcess is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Base HTTP URL of the child server."""
-        return _http_url(self.host, self.port, "http")
-
-    @property
-    def ws_url(self) -> str:
-        """Base WebSocket URL of the child server."""
-        return _http_url(self.host, self.port, "ws")
 
     @property
     def pid(self) -> int:
