@@ -399,7 +399,7 @@ def fanout(cfg: Config, variant: str, members: int, stall: bool) -> dict[str, An
         "expected": pres["sent"] * members,
         "broadcasts": pres["sent"],
         "blocked": pres["blocked"],
-        "server_cpu_us": cpu / max(1, deliveries) * 1e6,
+        "server_cpu_us": cpu / deliveries * 1e6 if deliveries else float("nan"),
         "server_util": cpu / max(1e-9, pres["wall_s"]),
         "other_cpu0": other,
         "client_util": client_cpu / max(1e-9, pres["wall_s"]),

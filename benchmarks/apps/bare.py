@@ -70,21 +70,24 @@ async def ws_echo(receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "bytes": message.get("bytes")})
 
 
+# prebuilt codec objects: json.dumps/json.loads with keyword arguments build new ones per call
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decode = json.JSONDecoder().decode
+
+
 async def ws_json(receive: Any, send: Any) -> None:
     await send(ACCEPT)
-    loads = json.loads
-    dumps = json.dumps
     while True:
         message = await receive()
         if message["type"] != "websocket.receive":
             return
         raw = message.get("text")
-        data = loads(raw if raw is not None else message["bytes"])
+        data = _decode(raw if raw is not None else message["bytes"].decode())
         kind = data.get("type")
         if kind == "ping":
             await send(PONG)
         elif kind == "message":
-            text = dumps(data, separators=(",", ":"), ensure_ascii=False)
+            text = _encode(data)
             await send({"type": "websocket.send", "text": text})
 
 
