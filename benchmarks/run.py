@@ -566,6 +566,7 @@ class Config:
         self.idle_conns = 1000 if args.quick else 5000
         self.retries = args.retries
         self.nice = args.nice
+        self.brillo_app = args.brillo_app or VARIANTS["brillo"]
         self.max_interference = 0.10
         self.retry_budget_s = 20.0 if args.quick else 180.0  # no retries after this long
         self.scenarios = args.scenario or [
@@ -696,8 +697,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run servers and clients at this niceness (negative needs root): on a shared "
         "machine, keeps other programs from taking the benchmark's cores",
     )
+    parser.add_argument(
+        "--brillo-app",
+        default="",
+        help="MODULE:app to benchmark as the brillo variant (e.g. a prototype in "
+        "benchmarks/experiments)",
+    )
     args = parser.parse_args(argv)
     cfg = Config(args)
+    if args.brillo_app:
+        VARIANTS["brillo"] = args.brillo_app
     if args.nice:
         NICE[:] = ["nice", "-n", str(args.nice)]
 
@@ -908,6 +917,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{CLIENT_CPU}. Load average at the end: {m['loadavg_end']}.",
         "",
     ]
+    if cfg.get("brillo_app", "benchmarks.apps.brillo_app:app") != "benchmarks.apps.brillo_app:app":
+        lines += [f"The brillo variant is `{cfg['brillo_app']}`.", ""]
     if report["skipped_variants"]:
         lines += [f"Skipped variants: {report['skipped_variants']}", ""]
     lines += [
