@@ -45,6 +45,10 @@ def test_chat_messages_and_presence(
     server = demo()
     ada_ctx, bob_ctx = browser.new_context(), browser.new_context()
     try:
+        landing = ada_ctx.new_page()
+        landing.goto(server.url + "/")
+        save_screenshot(landing, "index")
+        landing.close()
         ada = sign_in(ada_ctx, server.url, "Ada", "lobby")
         bob = sign_in(bob_ctx, server.url, "Bob", "lobby")
         expect(ada.get_by_test_id("presence")).to_contain_text("Bob")
