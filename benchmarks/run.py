@@ -700,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--brillo-app",
         default="",
-        help="MODULE:app to benchmark as the brillo variant (e.g. a prototype in "
-        "benchmarks/experiments)",
+        help="MODULE:app to benchmark as the brillo variant (e.g. a prototype of a change)",
     )
     args = parser.parse_args(argv)
     cfg = Config(args)
