@@ -96,7 +96,7 @@ def request_response(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        sender = ResponseTracker.of(scope, send)
+        sender = ResponseTracker.of(send)
         try:
             response = await call(request)
             await response(scope, receive, sender)

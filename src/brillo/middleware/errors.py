@@ -82,7 +82,7 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        sender = ResponseTracker.of(scope, send)
+        sender = ResponseTracker.of(send)
         try:
             await self.app(scope, receive, sender)
         except Exception as exc:

@@ -77,7 +77,7 @@ class ExceptionMiddleware:
         scope_type = scope["type"]
         if scope_type == "http":
             scope[HANDLERS_KEY] = self._tables
-            sender = ResponseTracker.of(scope, send)
+            sender = ResponseTracker.of(send)
             try:
                 await self.app(scope, receive, sender)
             except Exception as exc:
