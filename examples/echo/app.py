@@ -1,4 +1,4 @@
-"""The echo example: ``/`` (a page to try the sockets), ``/health``, ``/ws/echo`` and ``/ws/json``.
+"""The echo example: a page to try `/ws/echo` and `/ws/json` (the seed handlers), and `/health`.
 
 * ``/ws/echo`` sends every frame back as it came (text as text, bytes as bytes).
 * ``/ws/json`` speaks JSON: ``{"type": "ping"}`` gets ``{"type": "pong"}``,
@@ -8,15 +8,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from brillo import status
 from brillo.applications import Brillo
 from brillo.requests import Request
 from brillo.responses import HTMLResponse, JSONResponse
 from brillo.routing import Route, WebSocketRoute
-from brillo.websockets import WebSocket
+from examples.seed.echo import echo
+from examples.seed.json_ping import json_ping
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -106,54 +103,11 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def echo(websocket: WebSocket) -> None:
-    """Send every frame back, text as text and bytes as bytes."""
-    await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is not None:
-            await websocket.send_text(text)
-        else:
-            await websocket.send_bytes(message.get("bytes") or b"")
-
-
-def answer(data: Any) -> dict[str, Any]:
-    """The reply to one decoded JSON message."""
-    if isinstance(data, dict):
-        if data.get("type") == "ping":
-            return {"type": "pong"}
-        if data.get("type") == "message" and isinstance(data.get("text"), str):
-            return {"type": "message", "text": data["text"]}
-    return {"type": "error", "detail": "Unknown message type"}
-
-
-async def json_socket(websocket: WebSocket) -> None:
-    """JSON ping/pong and echo; errors are replies, binary frames close with 1003."""
-    await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is None:
-            await websocket.close(status.WS_1003_UNSUPPORTED_DATA, "JSON must be sent as text")
-            return
-        try:
-            data = json.loads(text)
-        except ValueError:
-            await websocket.send_json({"type": "error", "detail": "Invalid JSON"})
-            continue
-        await websocket.send_json(answer(data))
-
-
 app = Brillo(
     routes=[
         Route("/", homepage, name="home"),
         Route("/health", health, name="health"),
         WebSocketRoute("/ws/echo", echo, name="ws_echo"),
-        WebSocketRoute("/ws/json", json_socket, name="ws_json"),
+        WebSocketRoute("/ws/json", json_ping, name="ws_json"),
     ]
 )
