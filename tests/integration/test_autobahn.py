@@ -22,6 +22,7 @@ from brillo.applications import Brillo
 from brillo.routing import WebSocketRoute
 from brillo.testing import LiveServer
 from brillo.websockets import WebSocket
+from examples.seed.echo import echo
 
 EXCLUDED = ["12.*", "13.*"]  # permessage-deflate: not offered by brillo's servers here
 CONCURRENCY = 4
@@ -47,19 +48,6 @@ DEVIATIONS: dict[str, dict[str, str]] = {
 #: Verdicts that count as passing (NON-STRICT and INFORMATIONAL are conformant by definition).
 PASSING = {"OK", "NON-STRICT", "INFORMATIONAL"}
 PASSING_CLOSE = {"OK", "INFORMATIONAL"}
-
-
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is not None:
-            await websocket.send_text(text)
-        else:
-            await websocket.send_bytes(message["bytes"])
 
 
 async def broken_echo(websocket: WebSocket) -> None:
