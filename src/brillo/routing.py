@@ -501,11 +501,8 @@ class Mount(BaseRoute):
             )
             if path_kwarg is not None:
                 remaining_params["path"] = path_kwarg
-            for route in self.routes:
-                try:
-                    url = route.url_path_for(remaining_name, **remaining_params)
-                except NoMatchFound:
-                    continue
+            url = _child_url_path(self.routes, remaining_name, remaining_params)
+            if url is not None:
                 return URLPath(path=prefix.rstrip("/") + str(url), protocol=url.protocol)
         raise NoMatchFound(name, path_params)
 
@@ -520,6 +517,18 @@ class Mount(BaseRoute):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, name={self.name!r}, app={self.app!r})"
+
+
+def _child_url_path(
+    routes: Sequence[BaseRoute], name: str, path_params: dict[str, Any]
+) -> URLPath | None:
+    """The path of the first of ``routes`` that knows ``name`` with ``path_params``, if any."""
+    for route in routes:
+        try:
+            return route.url_path_for(name, **path_params)
+        except NoMatchFound:
+            continue
+    return None
 
 
 def _host_header(scope: Scope) -> str:
@@ -574,11 +583,8 @@ class Host(BaseRoute):
             host, remaining_params = replace_params(
                 self.host_format, self.param_convertors, path_params
             )
-            for route in self.routes:
-                try:
-                    url = route.url_path_for(remaining_name, **remaining_params)
-                except NoMatchFound:
-                    continue
+            url = _child_url_path(self.routes, remaining_name, remaining_params)
+            if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
 
