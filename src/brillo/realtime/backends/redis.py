@@ -295,7 +295,10 @@ class RedisBackend(Backend):
         ttl_ms = max(1, int(self.presence_ttl * 1000))
         while True:
             await asyncio.sleep(interval)
-            mode = "all" if self._readd else "xx"
+            # Take the re-add request before the round: the reader may ask again while this
+            # round's scripts run (a reconnect in between), and that request must survive it.
+            readd, self._readd = self._readd, False
+            mode = "all" if readd else "xx"
             try:
                 for room in list(self._local | dict.fromkeys(self._topics)):
                     if room.startswith("@"):
@@ -306,8 +309,8 @@ class RedisBackend(Backend):
                     await self._scripts["PRESENCE_REFRESH"](
                         keys=self._presence_keys(room), args=args
                     )
-                self._readd = False
             except (RedisError, OSError) as exc:
+                self._readd = self._readd or readd  # not done: try again next round
                 logger.debug("realtime: presence heartbeat failed: %s", exc)
 
     # -- pub/sub reader --------------------------------------------------------------------------
