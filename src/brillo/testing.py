@@ -109,10 +109,30 @@ class _Notifier:
 
 
 class _Addresses:
-    """``port``, ``url`` and ``ws_url`` of a server started on ``host`` (shared by both runners)."""
+    """What both runners share: ``port``, ``url``, ``ws_url``, and use as a ``with`` block."""
 
     host: str
     _port: int | None
+
+    def start(self) -> None:
+        """Start the server (subclasses)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server (subclasses)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     @property
     def port(self) -> int:
@@ -261,18 +281,6 @@ class LiveServer(_Addresses):
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise RuntimeError(f"{self.server} did not stop within {timeout} s")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> Self:
         self._notifier = _Notifier()
@@ -539,15 +547,3 @@ class LiveProcess(_Addresses):
         """Stop (if running) and start again on the same port."""
         self.stop()
         self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
