@@ -19,7 +19,7 @@ from brillo.middleware.exceptions import ExceptionMiddleware
 from brillo.requests import Request
 from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Host, Mount, Route, Router, WebSocketRoute
-from brillo.testclient import TestClient
+from brillo.testclient import TestClient, WebSocketDenialResponse
 from brillo.types import ASGIApp, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketDisconnect
 
@@ -322,3 +322,104 @@ def test_mounted_app_inside_app(client_factory: Callable[..., TestClient]) -> No
             "root": "/inner",
         }
         assert client.get("/inner/nothing").status_code == 404
+
+
+class _LayeredErrors(ServerErrorMiddleware):
+    """Same behaviour; its exact type keeps the application off its inlined default stack."""
+
+
+class _LayeredExceptions(ExceptionMiddleware):
+    """Same behaviour; its exact type keeps ServerErrorMiddleware's inlined path generic."""
+
+
+class _LayeredBrillo(Brillo):
+    """An application that runs every layer of the default stack as a separate ASGI call."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        assert type(stack) is ServerErrorMiddleware
+        inner = stack.app
+        assert type(inner) is ExceptionMiddleware
+        self.router._direct = False  # Router.__call__ instead of the router's resolver
+        inner.__class__ = _LayeredExceptions
+        stack.__class__ = _LayeredErrors
+        return stack
+
+
+@pytest.mark.parametrize("app_class", [Brillo, _LayeredBrillo], ids=["inlined", "layered"])
+def test_default_stack_inlined_and_layered_agree(
+    client_factory: Callable[..., TestClient], app_class: type[Brillo]
+) -> None:
+    """The app inlines its default stack (error layers and router); behaviour is unchanged."""
+
+    class Teapot(Exception):
+        pass
+
+    async def crash(request: Request) -> Response:
+        raise RuntimeError("kaput")
+
+    async def teapot(request: Request) -> Response:
+        raise Teapot()
+
+    async def on_teapot(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("short and stout", status_code=418)
+
+    async def item(request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["id"], "route": request.scope["route"].path})
+
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("raw")(scope, receive, send)
+
+    async def ws_echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+
+    async def ws_deny(websocket: WebSocket) -> None:
+        raise HTTPException(403, "no")
+
+    app = app_class(
+        routes=[
+            Route("/", homepage),
+            Route("/crash", crash),
+            Route("/teapot", teapot),
+            Route("/items/{id:int}", item),
+            Route("/post", homepage, methods=["POST"]),
+            Route("/slash/", homepage),
+            Mount("/raw", raw),
+            WebSocketRoute("/ws", ws_echo),
+            WebSocketRoute("/deny", ws_deny),
+        ],
+        exception_handlers={Teapot: on_teapot},
+    )
+    with client_factory(app, raise_server_exceptions=False) as client:
+        assert client.get("/").text == "home"
+        assert client.get("/items/7").json() == {"id": 7, "route": "/items/{id:int}"}
+        assert client.get("/raw/anything").text == "raw"
+        assert (client.get("/teapot").status_code, client.get("/teapot").text) == (
+            418,
+            "short and stout",
+        )
+        response = client.get("/crash")
+        assert (response.status_code, response.text) == (500, "Internal Server Error")
+        response = client.get("/post")
+        assert (response.status_code, response.headers["allow"]) == (405, "POST")
+        assert client.get("/nowhere").status_code == 404
+        response = client.get("/slash", follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (
+            307,
+            "http://testserver/slash/",
+        )
+        with client.websocket_connect("/ws") as session:
+            session.send_text("hi")
+            assert session.receive_text() == "hi"
+        with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/nowhere"):
+            pass  # pragma: no cover - the handshake is refused
+        assert info.value.code == 1000
+        with pytest.raises(WebSocketDenialResponse) as denial, client.websocket_connect("/deny"):
+            pass  # pragma: no cover - the handshake is refused
+        assert (denial.value.status_code, denial.value.text) == (403, "no")
+    with client_factory(app) as client, pytest.raises(RuntimeError, match="kaput"):
+        client.get("/crash")
+    with client_factory(app) as client:
+        response = client.get("/nowhere")
+        assert (response.status_code, response.text) == (404, "Not Found")

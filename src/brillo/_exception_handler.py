@@ -1,7 +1,8 @@
 """Private: run an ASGI app and turn the exceptions it raises into responses or WebSocket closes.
 
-Used twice on every request: once by :class:`brillo.middleware.exceptions.ExceptionMiddleware`
-around the router, and once per endpoint by the ``request_response`` / ``websocket_session``
+Used twice on every request: once around the router (by
+:class:`brillo.middleware.exceptions.ExceptionMiddleware`, or by the application's own inlined copy
+of its default stack), and once per endpoint by the ``request_response`` / ``websocket_session``
 wrappers, so that exceptions raised inside an endpoint are handled *inside* the route's own
 middleware. ExceptionMiddleware stores its handler tables in the scope under
 :data:`HANDLERS_KEY`; without them only brillo's built-in WebSocket rules apply.
@@ -25,7 +26,7 @@ from brillo._utils import is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.exceptions import HTTPException
 from brillo.requests import Request
-from brillo.types import ASGIApp, Message, Receive, Scope, Send
+from brillo.types import Message, Receive, Scope, Send
 from brillo.websockets import (
     WebSocket,
     WebSocketClientError,
@@ -37,8 +38,6 @@ __all__ = [
     "HANDLERS_KEY",
     "ResponseTracker",
     "answer_http_error",
-    "handle_http",
-    "handle_websocket",
     "lookup_exception_handler",
     "websocket_error",
 ]
@@ -55,6 +54,7 @@ _DISCONNECTED = WebSocketState.DISCONNECTED
 _CONNECTING = WebSocketState.CONNECTING
 
 Handler = Callable[..., Any]
+
 
 class ResponseTracker:
     """An HTTP ``send`` that records whether the response has started.
@@ -107,21 +107,6 @@ def _find_handler(scope: Scope, exc: Exception) -> Handler | None:
         if handler is not None:
             return handler
     return lookup_exception_handler(class_handlers, exc)
-
-
-async def handle_http(
-    app: ASGIApp, request: Request | None, scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Run ``app`` for an HTTP scope; render a registered handler's response on error.
-
-    An exception without a handler propagates unchanged, as does any exception once the response
-    has started (a :class:`RuntimeError` says so when a handler existed).
-    """
-    sender = ResponseTracker.of(send)
-    try:
-        await app(scope, receive, sender)
-    except Exception as exc:
-        await answer_http_error(exc, request, scope, receive, sender)
 
 
 async def answer_http_error(
@@ -243,14 +228,3 @@ async def websocket_error(
         except (AttributeError, TypeError):  # pragma: no cover - exceptions without __dict__
             pass
     return False
-
-
-async def handle_websocket(
-    app: ASGIApp, session: WebSocket | None, scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Run ``app`` for a WebSocket scope, applying registered handlers and brillo's close rules."""
-    try:
-        await app(scope, receive, send)
-    except Exception as exc:
-        if not await websocket_error(exc, session, scope, receive, send):
-            raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from brillo._exception_handler import HANDLERS_KEY, ResponseTracker, answer_http_error
 from brillo.datastructures import State, URLPath
 from brillo.middleware import Middleware, _MiddlewareFactory
 from brillo.middleware.body_limit import RequestBodyLimitMiddleware
@@ -114,7 +115,36 @@ class Brillo:
         stack = self.middleware_stack
         if stack is None:
             stack = self.middleware_stack = self.build_middleware_stack()
-        await stack(scope, receive, send)
+        if type(stack) is not ServerErrorMiddleware:
+            await stack(scope, receive, send)
+            return
+        scope_type = scope["type"]
+        if scope_type == "http":
+            # ServerErrorMiddleware's behaviour, inlined: the stack is the one built above,
+            # minus a frame per request.
+            sender = send if type(send) is ResponseTracker else ResponseTracker(send)
+            inner = stack.app
+            try:
+                if type(inner) is ExceptionMiddleware:
+                    # ...and ExceptionMiddleware's, and the router's when it is the next app.
+                    scope[HANDLERS_KEY] = inner._tables
+                    router = inner.app
+                    try:
+                        if type(router) is Router and router._direct:
+                            await router._resolve(scope)(scope, receive, sender)
+                        else:
+                            await router(scope, receive, sender)
+                    except Exception as exc:
+                        await answer_http_error(exc, None, scope, receive, sender)
+                else:
+                    await inner(scope, receive, sender)
+            except Exception as exc:
+                if not sender.started:
+                    await stack._answer(exc, scope, receive, send)
+                raise
+        else:
+            # ServerErrorMiddleware lets WebSocket and lifespan scopes through untouched.
+            await stack.app(scope, receive, send)
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
         """Mount ``app`` under ``path``."""

@@ -243,13 +243,15 @@ class Request(HTTPConnection[StateT]):
     def __init__(
         self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send
     ) -> None:
-        super().__init__(scope)
         assert scope["type"] == "http", 'Request needs a scope of type "http"'
+        self.scope = scope  # HTTPConnection.__init__, inlined: one request, one Request.
         self._receive = receive
         self._send = send
-        self._stream_consumed = False
-        self._is_disconnected = False
-        self._form: FormData | None = None
+
+    # Per-request state; class-level defaults until first set (fewer stores per request).
+    _stream_consumed = False
+    _is_disconnected = False
+    _form: FormData | None = None
 
     @property
     def method(self) -> str:

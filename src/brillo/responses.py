@@ -48,22 +48,35 @@ _HTTP_BODY = "http.response.body"
 _WS_START = "websocket.http.response.start"
 _WS_BODY = "websocket.http.response.body"
 
-# (media_type, charset) -> encoded content-type header value; media types are few and static.
-_content_type_cache: dict[tuple[str, str], bytes] = {}
+# media_type -> (charset, content-type header) for the charset last seen with it; media types
+# are few and static, so this is nearly always a hit.
+_content_type_cache: dict[str, tuple[str, tuple[bytes, bytes]]] = {}
 _CONTENT_TYPE_CACHE_MAX = 256
 
 
-def _content_type_value(media_type: str, charset: str) -> bytes:
-    key = (media_type, charset)
-    value = _content_type_cache.get(key)
-    if value is None:
-        text = media_type
-        if text.startswith("text/") and "charset=" not in text.lower():
-            text = f"{text}; charset={charset}"
-        value = text.encode("latin-1")
-        if len(_content_type_cache) < _CONTENT_TYPE_CACHE_MAX:
-            _content_type_cache[key] = value
-    return value
+def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+    """The ``content-type`` header for ``media_type`` (``text/*`` gets ``; charset=...``)."""
+    entry = _content_type_cache.get(media_type)
+    if entry is not None and entry[0] == charset:
+        return entry[1]
+    text = media_type
+    if text.startswith("text/") and "charset=" not in text.lower():
+        text = f"{text}; charset={charset}"
+    header = (b"content-type", text.encode("latin-1"))
+    if entry is not None or len(_content_type_cache) < _CONTENT_TYPE_CACHE_MAX:
+        _content_type_cache[media_type] = (charset, header)
+    return header
+
+
+# Ready-made content-length headers for the body sizes most responses have (header tuples are
+# immutable, so every response may share them).
+_LENGTH_HEADERS = tuple((b"content-length", str(n).encode("latin-1")) for n in range(4096))
+
+
+def _content_length_header(length: int) -> tuple[bytes, bytes]:
+    if length < 4096:
+        return _LENGTH_HEADERS[length]
+    return (b"content-length", str(length).encode("latin-1"))
 
 
 def _websocket_denial_send(send: Send) -> Send:
@@ -92,6 +105,8 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    #: Whether the class keeps :meth:`init_headers` (then ``__init__`` inlines it).
+    _standard_headers = True
 
     def __init__(
         self,
@@ -105,13 +120,30 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.body = self.render(content)
-        self.init_headers(headers)
+        body = self.body = self.render(content)
+        if headers is not None or not self._standard_headers:
+            self.init_headers(headers)
+            return
+        # init_headers without headers, inlined: this runs for nearly every response.
+        raw: RawHeaders = []
+        if body is not None and status_code >= 200 and status_code != 204 and status_code != 304:
+            raw.append(_content_length_header(len(body)))
+        media_type = self.media_type
+        if media_type is not None:
+            raw.append(_content_type_header(media_type, self.charset))
+        self.raw_headers = raw
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._standard_headers = cls.init_headers is Response.init_headers
 
     def render(self, content: Any) -> bytes | memoryview:
         """Turn ``content`` into the body bytes."""
-        if content is None:
-            return b""
+        content_type = type(content)
+        if content_type is str:
+            return content.encode(self.charset)  # type: ignore[no-any-return]
+        if content_type is bytes or content is None:
+            return content or b""
         if isinstance(content, bytes | memoryview):
             return content
         if isinstance(content, str):
@@ -123,27 +155,28 @@ class Response:
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         """Build :attr:`raw_headers` from ``headers`` plus content-length and content-type."""
+        add_length = add_type = True
         if headers is None:
             raw: RawHeaders = []
-            add_length = add_type = True
         else:
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-            add_length = add_type = True
             for name, _ in raw:
                 if name == b"content-length":
                     add_length = False
                 elif name == b"content-type":
                     add_type = False
 
-        body = getattr(self, "body", None)
-        if add_length and body is not None:
-            status = self.status_code
-            if status >= 200 and status != 204 and status != 304:
-                raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        if add_length:
+            body = getattr(self, "body", None)
+            if body is not None:
+                status = self.status_code
+                if status >= 200 and status != 204 and status != 304:
+                    raw.append(_content_length_header(len(body)))
 
-        media_type = self.media_type
-        if add_type and media_type is not None:
-            raw.append((b"content-type", _content_type_value(media_type, self.charset)))
+        if add_type:
+            media_type = self.media_type
+            if media_type is not None:
+                raw.append(_content_type_header(media_type, self.charset))
 
         self.raw_headers = raw
 

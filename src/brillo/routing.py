@@ -203,6 +203,16 @@ def _convert(match: re.Match[str], convertors: dict[str, Convertor[Any]]) -> dic
     return params
 
 
+def _path_params(
+    scope: Scope, match: re.Match[str], convertors: dict[str, Convertor[Any]]
+) -> dict[str, Any]:
+    """The enclosing ``path_params`` (from mounts) plus this route's converted parameters."""
+    path_params = dict(scope.get("path_params") or ())
+    if convertors:
+        path_params.update(_convert(match, convertors))
+    return path_params
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
@@ -311,9 +321,7 @@ class Route(BaseRoute):
         match = self.path_regex.match(get_route_path(scope))
         if match is None:
             return _NONE, {}
-        path_params = dict(scope.get("path_params") or ())
-        if self.param_convertors:
-            path_params.update(_convert(match, self.param_convertors))
+        path_params = _path_params(scope, match, self.param_convertors)
         child_scope: Scope = {"endpoint": self.endpoint, "path_params": path_params, "route": self}
         if self.methods and scope["method"] not in self.methods:
             return _PARTIAL, child_scope
@@ -386,9 +394,7 @@ class WebSocketRoute(BaseRoute):
         match = self.path_regex.match(get_route_path(scope))
         if match is None:
             return _NONE, {}
-        path_params = dict(scope.get("path_params") or ())
-        if self.param_convertors:
-            path_params.update(_convert(match, self.param_convertors))
+        path_params = _path_params(scope, match, self.param_convertors)
         return _FULL, {"endpoint": self.endpoint, "path_params": path_params, "route": self}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -789,6 +795,9 @@ class Router:
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
         self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware, max_body_size)
+        # No router middleware: an enclosing layer may call ``_resolve`` itself (two frames
+        # fewer per request) instead of ``__call__``.
+        self._direct = middleware is None and max_body_size is None
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -861,49 +870,80 @@ class Router:
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch ``scope`` (the router's behaviour, below any router middleware)."""
-        scope_type = scope["type"]
-        assert scope_type in ("http", "websocket", "lifespan")
-        if "router" not in scope:
-            scope["router"] = self
-        if scope_type == "lifespan":
+        if scope["type"] == "lifespan":
+            if "router" not in scope:
+                scope["router"] = self
             await self.lifespan(scope, receive, send)
             return
+        await self._resolve(scope)(scope, receive, send)
 
+    def _resolve(self, scope: Scope) -> ASGIApp:
+        """The app that serves an HTTP or WebSocket ``scope``, with the scope updated for it.
+
+        A plain function rather than a coroutine: the caller awaits the app it returns, so the
+        router adds no frame of its own to the request.
+        """
+        scope_type = scope["type"]
+        assert scope_type == "http" or scope_type == "websocket"
+        if "router" not in scope:
+            scope["router"] = self
+        is_http = scope_type == "http"
         route_path = get_route_path(scope)
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
         for route in self._candidates(route_path):
-            match, child_scope = route.matches(scope)
-            if match is _FULL:
-                scope.update(child_scope)
-                if type(route) is Route:
-                    # A FULL match already checked the method: skip Route.handle's layer.
-                    await route.app(scope, receive, send)
+            route_class = type(route)
+            if route_class is Route or route_class is WebSocketRoute:
+                # Route.matches / WebSocketRoute.matches, inlined (the class is exact, so
+                # neither is overridden): no child scope built for a route that matches.
+                if is_http is not (route_class is Route):
+                    continue
+                match = route.path_regex.match(route_path)  # type: ignore[attr-defined]
+                if match is None:
+                    continue
+                convertors = route.param_convertors  # type: ignore[attr-defined]
+                if convertors or scope.get("path_params"):
+                    path_params = _path_params(scope, match, convertors)
                 else:
-                    await route.handle(scope, receive, send)
-                return
-            if match is _PARTIAL and partial is None:
+                    path_params = {}
+                if is_http:
+                    methods = route.methods  # type: ignore[attr-defined]
+                    if methods and scope["method"] not in methods:
+                        if partial is None:
+                            partial = route
+                            partial_scope = {
+                                "endpoint": route.endpoint,  # type: ignore[attr-defined]
+                                "path_params": path_params,
+                                "route": route,
+                            }
+                        continue
+                scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+                scope["path_params"] = path_params
+                scope["route"] = route
+                return route.app  # type: ignore[attr-defined,no-any-return]
+            match_kind, child_scope = route.matches(scope)
+            if match_kind is _FULL:
+                scope.update(child_scope)
+                return route.handle
+            if match_kind is _PARTIAL and partial is None:
                 partial = route
                 partial_scope = child_scope
         if partial is not None:
             scope.update(partial_scope)
-            await partial.handle(scope, receive, send)
-            return
+            return partial.handle
 
-        if scope_type == "http" and self.redirect_slashes and route_path != "/":
+        if is_http and self.redirect_slashes and route_path != "/":
             redirect_scope = dict(scope)
             if route_path.endswith("/"):
                 redirect_scope["path"] = redirect_scope["path"].rstrip("/")
             else:
                 redirect_scope["path"] = redirect_scope["path"] + "/"
             for route in self._candidates(get_route_path(redirect_scope)):
-                match, _ = route.matches(redirect_scope)
-                if match is not _NONE:
-                    response = RedirectResponse(url=str(URL(scope=redirect_scope)))
-                    await response(scope, receive, send)
-                    return
+                match_kind, _ = route.matches(redirect_scope)
+                if match_kind is not _NONE:
+                    return RedirectResponse(url=str(URL(scope=redirect_scope)))
 
-        await self.default(scope, receive, send)
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point (through the router's middleware, if any)."""

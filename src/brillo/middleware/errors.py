@@ -87,18 +87,22 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, sender)
         except Exception as exc:
             if not sender.started:
-                request = Request(scope, receive, send)
-                if self.debug:
-                    response = self.debug_response(request, exc)
-                elif self.handler is None:
-                    response = self.error_response(request, exc)
-                elif is_async_callable(self.handler):
-                    response = await self.handler(request, exc)
-                else:
-                    response = await run_in_threadpool(self.handler, request, exc)
-                if response is not None:
-                    await response(scope, receive, send)
+                await self._answer(exc, scope, receive, send)
             raise
+
+    async def _answer(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the 500 response for ``exc`` (the response has not started)."""
+        request = Request(scope, receive, send)
+        if self.debug:
+            response = self.debug_response(request, exc)
+        elif self.handler is None:
+            response = self.error_response(request, exc)
+        elif is_async_callable(self.handler):
+            response = await self.handler(request, exc)
+        else:
+            response = await run_in_threadpool(self.handler, request, exc)
+        if response is not None:
+            await response(scope, receive, send)
 
     def format_line(self, index: int, line: str, frame_lineno: int, frame_index: int) -> str:
         """One line of a frame's source as HTML.

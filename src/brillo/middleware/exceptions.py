@@ -9,11 +9,12 @@ from brillo._exception_handler import (
     HANDLERS_KEY,
     ResponseTracker,
     answer_http_error,
-    handle_websocket,
+    websocket_error,
 )
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response
+from brillo.routing import Router
 from brillo.types import ASGIApp, Receive, Scope, Send
 from brillo.websockets import WebSocket
 
@@ -75,18 +76,29 @@ class ExceptionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with the handler tables published in the scope."""
         scope_type = scope["type"]
+        app = self.app
         if scope_type == "http":
             scope[HANDLERS_KEY] = self._tables
             sender = ResponseTracker.of(send)
             try:
-                await self.app(scope, receive, sender)
+                if type(app) is Router and app._direct:
+                    await app._resolve(scope)(scope, receive, sender)
+                else:
+                    await app(scope, receive, sender)
             except Exception as exc:
                 await answer_http_error(exc, None, scope, receive, sender)
         elif scope_type == "websocket":
             scope[HANDLERS_KEY] = self._tables
-            await handle_websocket(self.app, None, scope, receive, send)
+            try:
+                if type(app) is Router and app._direct:
+                    await app._resolve(scope)(scope, receive, send)
+                else:
+                    await app(scope, receive, send)
+            except Exception as exc:
+                if not await websocket_error(exc, None, scope, receive, send):
+                    raise
         else:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
 
     async def http_exception(self, request: Request, exc: Exception) -> Response:
         """Default HTTPException handler: plain text ``detail`` with the exception's headers."""
