@@ -81,6 +81,9 @@ def get_name(endpoint: Callable[..., Any]) -> str:
     return getattr(endpoint, "__name__", endpoint.__class__.__name__)
 
 
+_RESPONSE_CALL = Response.__call__
+
+
 def request_response(
     func: Callable[[Request], Awaitable[Response] | Response],
 ) -> ASGIApp:
@@ -96,10 +99,26 @@ def request_response(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        sender = ResponseTracker.of(send)
+        sender = send if type(send) is ResponseTracker else ResponseTracker(send)
         try:
             response = await call(request)
-            await response(scope, receive, sender)
+            if type(response).__call__ is _RESPONSE_CALL:
+                # What Response.__call__ does on an HTTP scope, inlined (a frame less), sending
+                # straight to the server: the tracker is marked started by hand instead.
+                sender.started = True
+                send = sender.send
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": response.raw_headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": response.body})
+                if response.background is not None:
+                    await response.background()
+            else:
+                await response(scope, receive, sender)
         except Exception as exc:
             # Handled right here, inside any route middleware (as ExceptionMiddleware would).
             await answer_http_error(exc, request, scope, receive, sender)
@@ -705,7 +724,7 @@ class _Index:
     lookups are a single dict hit.
     """
 
-    __slots__ = ("all", "depth", "exact", "root")
+    __slots__ = ("all", "depth", "exact", "first", "root")
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.all = tuple(routes)
@@ -729,6 +748,18 @@ class _Index:
         self.exact: dict[str, tuple[BaseRoute, ...]] = {
             path: self._walk(path) for path in static_paths
         }
+        # Parameter-free path -> its first candidate, when that is a parameter-free Route or
+        # WebSocketRoute (exact class) known to match it: no regex to run for the commonest
+        # requests.
+        self.first: dict[str, BaseRoute] = {}
+        for path, found in self.exact.items():
+            route = found[0]
+            if (
+                type(route) in (Route, WebSocketRoute)
+                and not route.param_convertors  # type: ignore[attr-defined]
+                and route.path_regex.match(path)  # type: ignore[attr-defined]
+            ):
+                self.first[path] = route
 
     def _fill(self, node: _Node, inherited: list[int]) -> None:
         positions = sorted(inherited + node.own) if node.own else inherited
@@ -888,10 +919,25 @@ class Router:
         if "router" not in scope:
             scope["router"] = self
         is_http = scope_type == "http"
-        route_path = get_route_path(scope)
+        route_path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        index = self._index
+        if index is None:
+            index = self._index = _Index(self._routes)
+        route = index.first.get(route_path)
+        if (
+            route is not None
+            and (type(route) is Route) is is_http
+            and (not is_http or not route.methods or scope["method"] in route.methods)  # type: ignore[attr-defined]
+        ):
+            # The path's first candidate matches it (known when the index was built).
+            params = scope.get("path_params")
+            scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+            scope["path_params"] = dict(params) if params else {}
+            scope["route"] = route
+            return route.app  # type: ignore[attr-defined,no-any-return]
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
-        for route in self._candidates(route_path):
+        for route in index.candidates(route_path):
             route_class = type(route)
             if route_class is Route or route_class is WebSocketRoute:
                 # Route.matches / WebSocketRoute.matches, inlined (the class is exact, so
