@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from brillo.applications import Brillo, Starlette
+from brillo.background import BackgroundTask
 from brillo.datastructures import State
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.middleware import Middleware
@@ -17,7 +18,7 @@ from brillo.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLim
 from brillo.middleware.errors import ServerErrorMiddleware
 from brillo.middleware.exceptions import ExceptionMiddleware
 from brillo.requests import Request
-from brillo.responses import JSONResponse, PlainTextResponse, Response
+from brillo.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from brillo.routing import Host, Mount, Route, Router, WebSocketRoute
 from brillo.testclient import TestClient, WebSocketDenialResponse
 from brillo.types import ASGIApp, Receive, Scope, Send
@@ -377,6 +378,37 @@ def test_default_stack_inlined_and_layered_agree(
     async def ws_deny(websocket: WebSocket) -> None:
         raise HTTPException(403, "no")
 
+    ran: list[str] = []
+
+    async def background(request: Request) -> Response:
+        return PlainTextResponse("bg", background=BackgroundTask(ran.append, "task"))
+
+    async def stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            yield "a"
+            yield "b"
+
+        return StreamingResponse(chunks())
+
+    def sync_endpoint(request: Request) -> Response:
+        return PlainTextResponse(f"sync {request.method}")
+
+    class Rethrown(Exception):
+        pass
+
+    async def rethrow(request: Request) -> Response:
+        raise Rethrown()
+
+    async def on_rethrown(request: Request, exc: Exception) -> Response:
+        raise HTTPException(409, "handled twice")
+
+    async def late_failure(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            yield "partial"
+            raise Teapot()
+
+        return StreamingResponse(chunks())
+
     app = app_class(
         routes=[
             Route("/", homepage),
@@ -388,8 +420,13 @@ def test_default_stack_inlined_and_layered_agree(
             Mount("/raw", raw),
             WebSocketRoute("/ws", ws_echo),
             WebSocketRoute("/deny", ws_deny),
+            Route("/bg", background),
+            Route("/stream", stream),
+            Route("/sync", sync_endpoint),
+            Route("/rethrow", rethrow),
+            Route("/late", late_failure),
         ],
-        exception_handlers={Teapot: on_teapot},
+        exception_handlers={Teapot: on_teapot, Rethrown: on_rethrown},
     )
     with client_factory(app, raise_server_exceptions=False) as client:
         assert client.get("/").text == "home"
@@ -404,6 +441,12 @@ def test_default_stack_inlined_and_layered_agree(
         response = client.get("/post")
         assert (response.status_code, response.headers["allow"]) == (405, "POST")
         assert client.get("/nowhere").status_code == 404
+        assert client.get("/bg").text == "bg"
+        assert ran == ["task"]
+        assert client.get("/stream").text == "ab"
+        assert client.get("/sync").text == "sync GET"
+        response = client.get("/rethrow")
+        assert (response.status_code, response.text) == (409, "handled twice")
         response = client.get("/slash", follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (
             307,
@@ -420,6 +463,8 @@ def test_default_stack_inlined_and_layered_agree(
         assert (denial.value.status_code, denial.value.text) == (403, "no")
     with client_factory(app) as client, pytest.raises(RuntimeError, match="kaput"):
         client.get("/crash")
+    with client_factory(app) as client, pytest.raises(RuntimeError, match="already started"):
+        client.get("/late")
     with client_factory(app) as client:
         response = client.get("/nowhere")
         assert (response.status_code, response.text) == (404, "Not Found")

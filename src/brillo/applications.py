@@ -13,7 +13,7 @@ from brillo.middleware.errors import ServerErrorMiddleware
 from brillo.middleware.exceptions import ExceptionMiddleware
 from brillo.requests import Request
 from brillo.responses import Response
-from brillo.routing import BaseRoute, Router
+from brillo.routing import _RESPONSE_CALL, BaseRoute, Router
 from brillo.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 from brillo.websockets import WebSocket
 
@@ -110,7 +110,13 @@ class Brillo:
         return self.router.url_path_for(name, **path_params)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point: builds the middleware stack on first use."""
+        """The ASGI entry point: builds the middleware stack on first use.
+
+        With the default stack (no user middleware, no ``max_body_size``) an HTTP request runs
+        in this one frame: ServerErrorMiddleware's, ExceptionMiddleware's, the router's and the
+        endpoint's ``request_response`` behaviour are inlined here, and behave exactly as the
+        separate layers do (``tests/test_applications.py`` runs the same app both ways).
+        """
         scope["app"] = self
         stack = self.middleware_stack
         if stack is None:
@@ -118,33 +124,57 @@ class Brillo:
         if type(stack) is not ServerErrorMiddleware:
             await stack(scope, receive, send)
             return
-        scope_type = scope["type"]
-        if scope_type == "http":
-            # ServerErrorMiddleware's behaviour, inlined: the stack is the one built above,
-            # minus a frame per request.
-            sender = send if type(send) is ResponseTracker else ResponseTracker(send)
-            inner = stack.app
-            try:
-                if type(inner) is ExceptionMiddleware:
-                    # ...and ExceptionMiddleware's, and the router's when it is the next app.
-                    scope[HANDLERS_KEY] = inner._tables
-                    router = inner.app
-                    try:
-                        if type(router) is Router and router._direct:
-                            await router._resolve(scope)(scope, receive, sender)
-                        else:
-                            await router(scope, receive, sender)
-                    except Exception as exc:
-                        await answer_http_error(exc, None, scope, receive, sender)
-                else:
-                    await inner(scope, receive, sender)
-            except Exception as exc:
-                if not sender.started:
-                    await stack._answer(exc, scope, receive, send)
-                raise
-        else:
+        if scope["type"] != "http":
             # ServerErrorMiddleware lets WebSocket and lifespan scopes through untouched.
             await stack.app(scope, receive, send)
+            return
+        sender = send if type(send) is ResponseTracker else ResponseTracker(send)
+        inner = stack.app
+        try:
+            if type(inner) is not ExceptionMiddleware:
+                await inner(scope, receive, sender)
+                return
+            # ExceptionMiddleware:
+            scope[HANDLERS_KEY] = inner._tables
+            router = inner.app
+            try:
+                if type(router) is not Router or not router._direct:
+                    await router(scope, receive, sender)
+                    return
+                # Router:
+                target = router._resolve(scope)
+                call = getattr(target, "_brillo_endpoint", None)
+                if call is None:
+                    await target(scope, receive, sender)
+                    return
+                # request_response (the route has no middleware of its own):
+                request = Request(scope, receive, sender)
+                try:
+                    response = await call(request)
+                    if type(response).__call__ is not _RESPONSE_CALL:
+                        await response(scope, receive, sender)
+                        return
+                    # Response.__call__ for HTTP, straight to the server's send.
+                    sender.started = True
+                    raw_send = sender.send
+                    await raw_send(
+                        {
+                            "type": "http.response.start",
+                            "status": response.status_code,
+                            "headers": response.raw_headers,
+                        }
+                    )
+                    await raw_send({"type": "http.response.body", "body": response.body})
+                    if response.background is not None:
+                        await response.background()
+                except Exception as exc:
+                    await answer_http_error(exc, request, scope, receive, sender)
+            except Exception as exc:
+                await answer_http_error(exc, None, scope, receive, sender)
+        except Exception as exc:
+            if not sender.started:
+                await stack._answer(exc, scope, receive, send)
+            raise
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
         """Mount ``app`` under ``path``."""

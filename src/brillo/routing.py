@@ -103,26 +103,18 @@ def request_response(
         try:
             response = await call(request)
             if type(response).__call__ is _RESPONSE_CALL:
-                # What Response.__call__ does on an HTTP scope, inlined (a frame less), sending
-                # straight to the server: the tracker is marked started by hand instead.
+                # Response.__call__ sends the start message first: mark the response started
+                # and let it send straight to the server, without the tracker's extra hop.
                 sender.started = True
-                send = sender.send
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": response.status_code,
-                        "headers": response.raw_headers,
-                    }
-                )
-                await send({"type": "http.response.body", "body": response.body})
-                if response.background is not None:
-                    await response.background()
+                await response(scope, receive, sender.send)
             else:
                 await response(scope, receive, sender)
         except Exception as exc:
             # Handled right here, inside any route middleware (as ExceptionMiddleware would).
             await answer_http_error(exc, request, scope, receive, sender)
 
+    # The application's inlined default stack runs ``call`` itself (see Brillo.__call__).
+    app._brillo_endpoint = call  # type: ignore[attr-defined]
     return app
 
 
