@@ -23,6 +23,12 @@ AppType = TypeVar("AppType", bound="Brillo")
 P = ParamSpec("P")
 
 
+def _started_tracker(send: Send, started: bool) -> ResponseTracker:
+    tracker = ResponseTracker(send)
+    tracker.started = started
+    return tracker
+
+
 class Brillo:
     """A brillo application (``Starlette`` is an alias).
 
@@ -128,51 +134,61 @@ class Brillo:
             # ServerErrorMiddleware lets WebSocket and lifespan scopes through untouched.
             await stack.app(scope, receive, send)
             return
-        sender = send if type(send) is ResponseTracker else ResponseTracker(send)
+        # The response tracker the layers share, made only when something needs it: a plain
+        # Response sent from here just sets ``started``.
+        tracker = send if type(send) is ResponseTracker else None
+        started = False
         inner = stack.app
         try:
             if type(inner) is not ExceptionMiddleware:
-                await inner(scope, receive, sender)
+                tracker = tracker or ResponseTracker(send)
+                await inner(scope, receive, tracker)
                 return
             # ExceptionMiddleware:
             scope[HANDLERS_KEY] = inner._tables
             router = inner.app
             try:
                 if type(router) is not Router or not router._direct:
-                    await router(scope, receive, sender)
+                    tracker = tracker or ResponseTracker(send)
+                    await router(scope, receive, tracker)
                     return
                 # Router:
                 target = router._resolve(scope)
                 call = getattr(target, "_brillo_endpoint", None)
                 if call is None:
-                    await target(scope, receive, sender)
+                    tracker = tracker or ResponseTracker(send)
+                    await target(scope, receive, tracker)
                     return
                 # request_response (the route has no middleware of its own):
-                request = Request(scope, receive, sender)
+                request = Request(scope, receive, send)
                 try:
                     response = await call(request)
                     if type(response).__call__ is not _RESPONSE_CALL:
-                        await response(scope, receive, sender)
+                        tracker = tracker or ResponseTracker(send)
+                        await response(scope, receive, tracker)
                         return
-                    # Response.__call__ for HTTP, straight to the server's send.
-                    sender.started = True
-                    raw_send = sender.send
-                    await raw_send(
+                    # Response.__call__ for HTTP, inlined.
+                    started = True
+                    if tracker is not None:
+                        tracker.started = True
+                    await send(
                         {
                             "type": "http.response.start",
                             "status": response.status_code,
                             "headers": response.raw_headers,
                         }
                     )
-                    await raw_send({"type": "http.response.body", "body": response.body})
+                    await send({"type": "http.response.body", "body": response.body})
                     if response.background is not None:
                         await response.background()
                 except Exception as exc:
-                    await answer_http_error(exc, request, scope, receive, sender)
+                    tracker = tracker or _started_tracker(send, started)
+                    await answer_http_error(exc, request, scope, receive, tracker)
             except Exception as exc:
-                await answer_http_error(exc, None, scope, receive, sender)
+                tracker = tracker or _started_tracker(send, started)
+                await answer_http_error(exc, None, scope, receive, tracker)
         except Exception as exc:
-            if not sender.started:
+            if not (started or (tracker is not None and tracker.started)):
                 await stack._answer(exc, scope, receive, send)
             raise
 
