@@ -21,7 +21,7 @@ from brillo.exceptions import HTTPException
 from brillo.middleware import Middleware
 from brillo.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from brillo.requests import Request
-from brillo.responses import JSONResponse, PlainTextResponse, Response
+from brillo.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from brillo.routing import (
     BaseRoute,
     Host,
@@ -749,8 +749,28 @@ def test_index_agrees_with_linear_first_match() -> None:
                 scope["method"] = rng.choice(["GET", "POST", "DELETE"])
             expected = linear_match(routes, scope)
             assert indexed_match(router, scope) == expected, (path, routes)
+            assert resolved_match(router, scope) == expected, (path, routes)
             checked += 1
     assert checked == 12000
+
+
+def resolved_match(router: Router, scope: Scope) -> tuple[BaseRoute | None, Match]:
+    """What ``Router._resolve`` (the dispatcher, with its own inlined matching) picks."""
+    resolved = dict(scope)
+    target = router._resolve(resolved)
+    for route in router.routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        served = route.app if type(route) in (Route, WebSocketRoute) else route.handle
+        if match is Match.FULL and target == served:
+            assert resolved["path_params"] == child_scope["path_params"]
+            assert resolved["endpoint"] is child_scope["endpoint"]
+            return route, Match.FULL
+        if match is Match.PARTIAL and target == route.handle:
+            return route, Match.PARTIAL
+    assert target == router.default or isinstance(target, RedirectResponse)
+    return None, Match.NONE
 
 
 def test_index_respects_overridden_matches() -> None:

@@ -108,6 +108,8 @@ class Response:
     charset = "utf-8"
     #: Whether the class keeps :meth:`init_headers` (then ``__init__`` inlines it).
     _standard_headers = True
+    #: Whether the class keeps :meth:`render` (then ``__init__`` encodes ``str`` content itself).
+    _standard_render = True
 
     def __init__(
         self,
@@ -121,7 +123,12 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        body = self.body = self.render(content)
+        body: bytes | memoryview
+        if type(content) is str and self._standard_render:
+            body = content.encode(self.charset)
+        else:
+            body = self.render(content)
+        self.body = body
         if headers is not None or not self._standard_headers:
             self.init_headers(headers)
             return
@@ -138,6 +145,7 @@ class Response:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._standard_headers = cls.init_headers is Response.init_headers
+        cls._standard_render = cls.render is Response.render
 
     def render(self, content: Any) -> bytes | memoryview:
         """Turn ``content`` into the body bytes."""

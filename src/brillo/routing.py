@@ -716,7 +716,7 @@ class _Index:
     lookups are a single dict hit.
     """
 
-    __slots__ = ("all", "depth", "exact", "first", "root")
+    __slots__ = ("all", "depth", "exact", "first_http", "first_websocket", "root")
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.all = tuple(routes)
@@ -740,18 +740,27 @@ class _Index:
         self.exact: dict[str, tuple[BaseRoute, ...]] = {
             path: self._walk(path) for path in static_paths
         }
-        # Parameter-free path -> its first candidate, when that is a parameter-free Route or
-        # WebSocketRoute (exact class) known to match it: no regex to run for the commonest
-        # requests.
-        self.first: dict[str, BaseRoute] = {}
+        # Parameter-free path -> the first candidate an HTTP (or WebSocket) scope could match,
+        # when that is a parameter-free Route (or WebSocketRoute), exact class, known to match
+        # the path: no regex to run for the commonest requests. Exact routes of the other kind
+        # never match the scope and are skipped.
+        self.first_http: dict[str, BaseRoute] = {}
+        self.first_websocket: dict[str, BaseRoute] = {}
         for path, found in self.exact.items():
-            route = found[0]
-            if (
-                type(route) in (Route, WebSocketRoute)
-                and not route.param_convertors  # type: ignore[attr-defined]
-                and route.path_regex.match(path)  # type: ignore[attr-defined]
+            for table, kind, other in (
+                (self.first_http, Route, WebSocketRoute),
+                (self.first_websocket, WebSocketRoute, Route),
             ):
-                self.first[path] = route
+                for route in found:
+                    if type(route) is other:
+                        continue
+                    if (
+                        type(route) is kind
+                        and not route.param_convertors
+                        and route.path_regex.match(path)
+                    ):
+                        table[path] = route
+                    break
 
     def _fill(self, node: _Node, inherited: list[int]) -> None:
         positions = sorted(inherited + node.own) if node.own else inherited
@@ -915,11 +924,9 @@ class Router:
         index = self._index
         if index is None:
             index = self._index = _Index(self._routes)
-        route = index.first.get(route_path)
-        if (
-            route is not None
-            and (type(route) is Route) is is_http
-            and (not is_http or not route.methods or scope["method"] in route.methods)  # type: ignore[attr-defined]
+        route = (index.first_http if is_http else index.first_websocket).get(route_path)
+        if route is not None and (
+            not is_http or not route.methods or scope["method"] in route.methods  # type: ignore[attr-defined]
         ):
             # The path's first candidate matches it (known when the index was built).
             params = scope.get("path_params")
