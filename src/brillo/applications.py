@@ -144,11 +144,13 @@ class Brillo:
                 tracker = tracker or ResponseTracker(send)
                 await inner(scope, receive, tracker)
                 return
-            # ExceptionMiddleware:
-            scope[HANDLERS_KEY] = inner._tables
+            # ExceptionMiddleware (its handler tables are published in the scope for the layers
+            # below; a plain endpoint run from here needs them only once it raises):
+            tables = inner._tables
             router = inner.app
             try:
                 if type(router) is not Router or not router._direct:
+                    scope[HANDLERS_KEY] = tables
                     tracker = tracker or ResponseTracker(send)
                     await router(scope, receive, tracker)
                     return
@@ -156,6 +158,7 @@ class Brillo:
                 target = router._resolve(scope)
                 call = getattr(target, "_brillo_endpoint", None)
                 if call is None:
+                    scope[HANDLERS_KEY] = tables
                     tracker = tracker or ResponseTracker(send)
                     await target(scope, receive, tracker)
                     return
@@ -182,9 +185,11 @@ class Brillo:
                     if response.background is not None:
                         await response.background()
                 except Exception as exc:
+                    scope[HANDLERS_KEY] = tables
                     tracker = tracker or _started_tracker(send, started)
                     await answer_http_error(exc, request, scope, receive, tracker)
             except Exception as exc:
+                scope[HANDLERS_KEY] = tables
                 tracker = tracker or _started_tracker(send, started)
                 await answer_http_error(exc, None, scope, receive, tracker)
         except Exception as exc:

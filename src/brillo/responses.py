@@ -22,7 +22,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from brillo._json import compact_encoder
+from brillo._json import compact_chunks
 from brillo.background import BackgroundTask
 from brillo.concurrency import iterate_in_threadpool
 from brillo.types import Message, Receive, Scope, Send
@@ -139,7 +139,12 @@ class Response:
             raw.append(_LENGTH_HEADERS[length] if length < 4096 else _content_length_header(length))
         media_type = self.media_type
         if media_type is not None:
-            raw.append(_content_type_header(media_type, self.charset))
+            charset = self.charset
+            entry = _content_type_cache.get(media_type)
+            if entry is not None and entry[0] == charset:
+                raw.append(entry[1])
+            else:
+                raw.append(_content_type_header(media_type, charset))
         self.raw_headers = raw
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -300,7 +305,7 @@ class PlainTextResponse(Response):
     media_type = "text/plain"
 
 
-_json_encode = compact_encoder(allow_nan=False)
+_json_chunks = compact_chunks(allow_nan=False)
 
 
 class JSONResponse(Response):
@@ -334,7 +339,7 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """Serialise ``content`` to JSON bytes (``ValueError`` for NaN/Infinity)."""
-        return _json_encode(content).encode("utf-8")
+        return "".join(_json_chunks(content, 0)).encode("utf-8")
 
 
 # RFC 3986 reserved characters plus "%": kept as-is so an already-encoded URL survives.
