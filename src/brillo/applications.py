@@ -23,6 +23,24 @@ AppType = TypeVar("AppType", bound="Brillo")
 P = ParamSpec("P")
 
 
+_Plan = tuple[ServerErrorMiddleware, tuple[Any, Any], Router]
+
+
+def _inline_plan(stack: ASGIApp) -> _Plan | None:
+    """What ``Brillo.__call__`` needs to run ``stack`` inline, if it is the default stack.
+
+    That is ServerErrorMiddleware around ExceptionMiddleware around a router without router
+    middleware, each of exactly those classes (a subclass may change any behaviour).
+    """
+    if type(stack) is ServerErrorMiddleware:
+        inner = stack.app
+        if type(inner) is ExceptionMiddleware:
+            router = inner.app
+            if type(router) is Router and router._direct:
+                return stack, inner._tables, router
+    return None
+
+
 def _started_tracker(send: Send, started: bool) -> ResponseTracker:
     tracker = ResponseTracker(send)
     tracker.started = started
@@ -66,6 +84,8 @@ class Brillo:
         self.user_middleware: list[Middleware] = [] if middleware is None else list(middleware)
         self.max_body_size = max_body_size
         self.middleware_stack: ASGIApp | None = None
+        self._inlined_for: ASGIApp | None = None
+        self._inlined: _Plan | None = None
 
     @property
     def debug(self) -> bool:
@@ -127,34 +147,24 @@ class Brillo:
         stack = self.middleware_stack
         if stack is None:
             stack = self.middleware_stack = self.build_middleware_stack()
-        if type(stack) is not ServerErrorMiddleware:
+        if self._inlined_for is not stack:
+            self._inlined = _inline_plan(stack)
+            self._inlined_for = stack
+        plan = self._inlined
+        if plan is None:
             await stack(scope, receive, send)
             return
+        errors, tables, router = plan
         if scope["type"] != "http":
             # ServerErrorMiddleware lets WebSocket and lifespan scopes through untouched.
-            await stack.app(scope, receive, send)
+            await errors.app(scope, receive, send)
             return
         # The response tracker the layers share, made only when something needs it: a plain
         # Response sent from here just sets ``started``.
         tracker = send if type(send) is ResponseTracker else None
         started = False
-        inner = stack.app
-        try:
-            if type(inner) is not ExceptionMiddleware:
-                tracker = tracker or ResponseTracker(send)
-                await inner(scope, receive, tracker)
-                return
-            # ExceptionMiddleware (its handler tables are published in the scope for the layers
-            # below; a plain endpoint run from here needs them only once it raises):
-            tables = inner._tables
-            router = inner.app
-            try:
-                if type(router) is not Router or not router._direct:
-                    scope[HANDLERS_KEY] = tables
-                    tracker = tracker or ResponseTracker(send)
-                    await router(scope, receive, tracker)
-                    return
-                # Router:
+        try:  # ServerErrorMiddleware
+            try:  # ExceptionMiddleware (its handler tables go into the scope when needed)
                 target = router._resolve(scope)
                 call = getattr(target, "_brillo_endpoint", None)
                 if call is None:
@@ -194,7 +204,7 @@ class Brillo:
                 await answer_http_error(exc, None, scope, receive, tracker)
         except Exception as exc:
             if not (started or (tracker is not None and tracker.started)):
-                await stack._answer(exc, scope, receive, send)
+                await errors._answer(exc, scope, receive, send)
             raise
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
