@@ -165,7 +165,25 @@ class Brillo:
         started = False
         try:  # ServerErrorMiddleware
             try:  # ExceptionMiddleware (its handler tables go into the scope when needed)
-                target = router._resolve(scope)
+                # Router._resolve's commonest case, inlined: a parameter-free path whose first
+                # candidate route is known to match it (see routing._Index.first_http).
+                index = router._index
+                route = None
+                if index is not None and not scope.get("root_path"):
+                    route = index.first_http.get(scope["path"])
+                if route is not None and (
+                    not route.methods  # type: ignore[attr-defined]
+                    or scope["method"] in route.methods  # type: ignore[attr-defined]
+                ):
+                    if "router" not in scope:
+                        scope["router"] = router
+                    params = scope.get("path_params")
+                    scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+                    scope["path_params"] = dict(params) if params else {}
+                    scope["route"] = route
+                    target = route.app  # type: ignore[attr-defined]
+                else:
+                    target = router._resolve(scope)
                 call = getattr(target, "_brillo_endpoint", None)
                 if call is None:
                     scope[HANDLERS_KEY] = tables
