@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from brillo._exception_handler import HANDLERS_KEY, ResponseTracker, answer_http_error
+from brillo._exception_handler import (
+    HANDLERS_KEY,
+    ResponseTracker,
+    answer_http_error,
+    websocket_error,
+)
 from brillo.datastructures import State, URLPath
 from brillo.middleware import Middleware, _MiddlewareFactory
 from brillo.middleware.body_limit import RequestBodyLimitMiddleware
@@ -155,8 +160,17 @@ class Brillo:
             await stack(scope, receive, send)
             return
         errors, tables, router = plan
-        if scope["type"] != "http":
-            # ServerErrorMiddleware lets WebSocket and lifespan scopes through untouched.
+        scope_type = scope["type"]
+        if scope_type == "websocket":
+            # ServerErrorMiddleware lets WebSockets through; ExceptionMiddleware's part, inlined:
+            scope[HANDLERS_KEY] = tables
+            try:
+                await router._resolve(scope)(scope, receive, send)
+            except Exception as exc:
+                if not await websocket_error(exc, None, scope, receive, send):
+                    raise
+            return
+        if scope_type != "http":
             await errors.app(scope, receive, send)
             return
         # The response tracker the layers share, made only when something needs it: a plain

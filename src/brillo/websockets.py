@@ -61,8 +61,8 @@ class WebSocketDisconnect(Exception):
 
     def __init__(self, code: int = 1000, reason: str | None = None) -> None:
         self.code = code
-        self.reason = reason or ""
-        super().__init__(code, self.reason)
+        self.reason = reason = reason or ""
+        self.args = (code, reason)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.reason}" if self.reason else str(self.code)
@@ -181,8 +181,8 @@ class WebSocket(HTTPConnection):
     """
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        super().__init__(scope)
         assert scope["type"] == "websocket", 'WebSocket needs a scope of type "websocket"'
+        self.scope = scope  # HTTPConnection.__init__, inlined
         self._receive = receive
         self._send = send
         #: What the server has told us: CONNECTING, CONNECTED or DISCONNECTED.
@@ -291,13 +291,24 @@ class WebSocket(HTTPConnection):
         """
         if self.client_state is _CONNECTING:
             await self.receive()
-        await self.send(
-            {
-                "type": "websocket.accept",
-                "subprotocol": subprotocol,
-                "headers": list(headers) if headers else [],
-            }
-        )
+        message = {
+            "type": "websocket.accept",
+            "subprotocol": subprotocol,
+            "headers": list(headers) if headers else [],
+        }
+        if self.application_state is not _CONNECTING:
+            await self.send(message)  # raises the error for this state
+            return
+        # What send() does for an accept, without its frame: once per connection.
+        self.application_state = _CONNECTED
+        try:
+            await self._send(message)
+        except OSError as exc:
+            self._lost(exc)
+        except RuntimeError as exc:
+            if _server_closed_error(exc):
+                self._lost(exc)
+            raise
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection with ``code`` and ``reason`` (at most 123 UTF-8 bytes).
