@@ -270,12 +270,8 @@ class WebSocket(HTTPConnection):
             raise WebSocketDisconnected('Cannot call "send" once a close message has been sent.')
         try:
             await self._send(message)
-        except OSError as exc:
-            self._lost(exc)
-        except RuntimeError as exc:
-            if _server_closed_error(exc):
-                self._lost(exc)
-            raise
+        except (OSError, RuntimeError) as exc:
+            self._send_failed(exc)
 
     # -- handshake and close ------------------------------------------------------------------
 
@@ -303,12 +299,8 @@ class WebSocket(HTTPConnection):
         self.application_state = _CONNECTED
         try:
             await self._send(message)
-        except OSError as exc:
-            self._lost(exc)
-        except RuntimeError as exc:
-            if _server_closed_error(exc):
-                self._lost(exc)
-            raise
+        except (OSError, RuntimeError) as exc:
+            self._send_failed(exc)
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection with ``code`` and ``reason`` (at most 123 UTF-8 bytes).
@@ -451,12 +443,8 @@ class WebSocket(HTTPConnection):
         if self.application_state is _CONNECTED:
             try:
                 await self._send({"type": "websocket.send", "text": data})
-            except OSError as exc:
-                self._lost(exc)
-            except RuntimeError as exc:
-                if _server_closed_error(exc):
-                    self._lost(exc)
-                raise
+            except (OSError, RuntimeError) as exc:
+                self._send_failed(exc)
         else:
             self._not_sendable()
 
@@ -466,12 +454,8 @@ class WebSocket(HTTPConnection):
         if self.application_state is _CONNECTED:
             try:
                 await self._send({"type": "websocket.send", "bytes": data})
-            except OSError as exc:
-                self._lost(exc)
-            except RuntimeError as exc:
-                if _server_closed_error(exc):
-                    self._lost(exc)
-                raise
+            except (OSError, RuntimeError) as exc:
+                self._send_failed(exc)
         else:
             self._not_sendable()
 
@@ -489,16 +473,22 @@ class WebSocket(HTTPConnection):
         if self.application_state is _CONNECTED:
             try:
                 await self._send(message)
-            except OSError as exc:
-                self._lost(exc)
-            except RuntimeError as exc:
-                if _server_closed_error(exc):
-                    self._lost(exc)
-                raise
+            except (OSError, RuntimeError) as exc:
+                self._send_failed(exc)
         else:
             self._not_sendable()
 
     # -- slow paths ---------------------------------------------------------------------------
+
+    def _send_failed(self, exc: OSError | RuntimeError) -> NoReturn:
+        """The server refused a message: a lost connection becomes WebSocketDisconnect(1006).
+
+        An OSError (ASGI spec 2.4) or uvicorn's "after sending 'websocket.close'" RuntimeError
+        means the connection is gone; any other RuntimeError is a misuse and propagates.
+        """
+        if isinstance(exc, OSError) or _server_closed_error(exc):
+            self._lost(exc)
+        raise exc
 
     def _lost(self, exc: BaseException) -> NoReturn:
         self.application_state = _DISCONNECTED
