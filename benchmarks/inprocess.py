@@ -33,41 +33,38 @@ _HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")]
 _REQUEST = {"type": "http.request", "body": b"", "more_body": False}
 
 
-def _http_scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
+def _scope(kind: str, scheme: str, path: str, **extra: Any) -> dict[str, Any]:
+    scope = {
+        "type": kind,
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
         "server": ("127.0.0.1", 8000),
         "client": ("127.0.0.1", 50000),
-        "scheme": "http",
+        "scheme": scheme,
         "root_path": "",
         "headers": _HEADERS,
         "state": {},
-        "method": "GET",
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
     }
+    scope.update(extra)
+    return scope
+
+
+def _http_scope(path: str) -> dict[str, Any]:
+    return _scope("http", "http", path, method="GET")
 
 
 def _websocket_scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "ws",
-        "root_path": "",
-        "headers": [*_HEADERS, (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")],
-        "state": {},
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "subprotocols": [],
-        "extensions": {"websocket.http.response": {}},
-    }
+    return _scope(
+        "websocket",
+        "ws",
+        path,
+        headers=[*_HEADERS, (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==")],
+        subprotocols=[],
+        extensions={"websocket.http.response": {}},
+    )
 
 
 async def _sink(message: Any) -> None:
