@@ -139,12 +139,7 @@ class Response:
             raw.append(_LENGTH_HEADERS[length] if length < 4096 else _content_length_header(length))
         media_type = self.media_type
         if media_type is not None:
-            charset = self.charset
-            entry = _content_type_cache.get(media_type)
-            if entry is not None and entry[0] == charset:
-                raw.append(entry[1])
-            else:
-                raw.append(_content_type_header(media_type, charset))
+            raw.append(_content_type_header(media_type, self.charset))
         self.raw_headers = raw
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
