@@ -71,8 +71,10 @@ async def _sink(message: Any) -> None:
     return None
 
 
-def one_call(app: Any, endpoint: str) -> Callable[[], Awaitable[None]]:
-    """A coroutine function making one call of ``app`` for ``endpoint``."""
+def one_call(
+    app: Any, endpoint: str, send: Callable[[Any], Awaitable[None]] = _sink
+) -> Callable[[], Awaitable[None]]:
+    """A coroutine function making one call of ``app`` for ``endpoint``, sending to ``send``."""
     if endpoint == "connect":
 
         async def connect() -> None:
@@ -87,7 +89,7 @@ def one_call(app: Any, endpoint: str) -> Callable[[], Awaitable[None]]:
             async def receive() -> Any:
                 return next(messages)
 
-            await app(_websocket_scope("/ws/echo"), receive, _sink)
+            await app(_websocket_scope("/ws/echo"), receive, send)
 
         return connect
 
@@ -97,7 +99,7 @@ def one_call(app: Any, endpoint: str) -> Callable[[], Awaitable[None]]:
         return _REQUEST
 
     async def request() -> None:
-        await app(_http_scope(path), receive, _sink)
+        await app(_http_scope(path), receive, send)
 
     return request
 

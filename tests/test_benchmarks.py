@@ -18,25 +18,7 @@ async def _messages(variant: str, endpoint: str) -> list[dict[str, Any]]:
     async def capture(message: Any) -> None:
         sent.append(dict(message))
 
-    if endpoint == "connect":
-        incoming = iter(
-            [
-                {"type": "websocket.connect"},
-                {"type": "websocket.receive", "text": "hello"},
-                {"type": "websocket.disconnect", "code": 1000},
-            ]
-        )
-
-        async def receive() -> Any:
-            return next(incoming)
-
-        await app(inprocess._websocket_scope("/ws/echo"), receive, capture)
-    else:
-
-        async def receive() -> Any:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        await app(inprocess._http_scope("/" + endpoint), receive, capture)
+    await inprocess.one_call(app, endpoint, capture)()
     return sent
 
 

@@ -21,6 +21,14 @@ from brillo.websockets import WebSocket
 __all__ = ["ExceptionMiddleware"]
 
 
+def _target(app: ASGIApp, scope: Scope) -> ASGIApp:
+    """What to call for ``scope``: a plain router's resolved route app (two frames fewer than
+    ``Router.__call__``), else ``app`` itself."""
+    if type(app) is Router and app._direct:
+        return app._resolve(scope)
+    return app
+
+
 class ExceptionMiddleware:
     """Dispatch exceptions to handlers registered by status code or exception class.
 
@@ -81,19 +89,13 @@ class ExceptionMiddleware:
             scope[HANDLERS_KEY] = self._tables
             sender = ResponseTracker.of(send)
             try:
-                if type(app) is Router and app._direct:
-                    await app._resolve(scope)(scope, receive, sender)
-                else:
-                    await app(scope, receive, sender)
+                await _target(app, scope)(scope, receive, sender)
             except Exception as exc:
                 await answer_http_error(exc, None, scope, receive, sender)
         elif scope_type == "websocket":
             scope[HANDLERS_KEY] = self._tables
             try:
-                if type(app) is Router and app._direct:
-                    await app._resolve(scope)(scope, receive, send)
-                else:
-                    await app(scope, receive, send)
+                await _target(app, scope)(scope, receive, send)
             except Exception as exc:
                 if not await websocket_error(exc, None, scope, receive, send):
                     raise
