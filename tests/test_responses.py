@@ -139,6 +139,32 @@ async def test_bytes_memoryview_and_empty_bodies() -> None:
     assert sent.header("content-length") == "0"
 
 
+@pytest.mark.anyio
+async def test_typed_memoryview_length_counts_bytes() -> None:
+    view = memoryview(b"abcdefgh").cast("I")  # two 4-byte items
+    assert len(view) == 2
+    sent = await call(Response(view))
+    assert sent.header("content-length") == "8"
+    assert sent.body == b"abcdefgh"
+
+
+@pytest.mark.anyio
+async def test_strided_memoryview_is_sent_as_its_bytes() -> None:
+    sent = await call(Response(memoryview(b"abcdefgh")[1::2]))
+    assert sent.header("content-length") == "4"
+    assert sent.body == b"bdfh"
+    # servers join/write the body as a buffer: a strided view cannot be one
+    assert memoryview(sent.messages[1]["body"]).contiguous
+
+
+@pytest.mark.anyio
+async def test_plain_byte_memoryview_is_sent_as_is() -> None:
+    view = memoryview(bytearray(b"xyz"))
+    response = Response(view)
+    assert response.body is view
+    assert (await call(response)).header("content-length") == "3"
+
+
 def test_existing_charset_is_not_duplicated_and_custom_charset_used() -> None:
     response = Response("x", media_type="text/html; charset=latin-1")
     assert response.headers["content-type"] == "text/html; charset=latin-1"
@@ -354,7 +380,19 @@ def test_delete_cookie_expires_now() -> None:
 def test_delete_partitioned_cookie() -> None:
     response = Response()
     response.delete_cookie("gone", secure=True, samesite="none", partitioned=True)
-    assert response.headers["set-cookie"].endswith("; Partitioned")
+    parts = [p.strip() for p in response.headers["set-cookie"].split(";")]
+    assert "Partitioned" in parts
+    assert "Max-Age=0" in parts
+
+
+def test_partitioned_cookie_works_on_every_python_version() -> None:
+    # Starlette refuses partitioned=True below Python 3.14 (its Morsel lacks the attribute);
+    # brillo writes the attribute itself there, and lets 3.14's Morsel place it.
+    response = Response()
+    response.set_cookie("chip", "1", secure=True, samesite="none", partitioned=True)
+    header = response.headers["set-cookie"]
+    assert header.count("Partitioned") == 1
+    assert "Partitioned" in [p.strip() for p in header.split(";")]
 
 
 # --------------------------------------------------------------------------- Streaming
@@ -807,3 +845,180 @@ def test_file_response_extra_headers_kept(data_file: Path) -> None:
     )
     assert response.headers.getlist("accept-ranges") == ["none"]
     assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+@pytest.mark.anyio
+async def test_range_ignored_for_methods_other_than_get_and_head(
+    data_file: Path, method: str
+) -> None:
+    # RFC 9110 14.2: Range is defined for GET only (brillo also answers HEAD with the 206 head).
+    sent = await call(FileResponse(data_file), method=method, headers=[("range", "bytes=0-1")])
+    assert sent.status == 200
+    assert sent.header("content-range") is None
+    assert sent.body == CONTENT
+
+
+@pytest.mark.parametrize("if_range", ['W/"v1"', 'W/"v1" '])
+@pytest.mark.anyio
+async def test_weak_if_range_never_matches(data_file: Path, if_range: str) -> None:
+    # If-Range needs a strong validator: even the identical weak ETag sends the whole file.
+    response = FileResponse(data_file, headers={"etag": 'W/"v1"'})
+    sent = await call(response, headers=[("range", "bytes=0-1"), ("if-range", if_range)])
+    assert sent.status == 200
+    assert sent.body == CONTENT
+
+
+@pytest.mark.anyio
+async def test_weak_form_of_a_strong_etag_does_not_match_if_range(data_file: Path) -> None:
+    etag = (await call(FileResponse(data_file))).header("etag")
+    assert etag is not None
+    assert etag.startswith('"')
+    headers = [("range", "bytes=0-1"), ("if-range", f"W/{etag}")]
+    sent = await call(FileResponse(data_file), headers=headers)
+    assert sent.status == 200
+    assert sent.body == CONTENT
+
+
+@pytest.mark.parametrize("range_header", [None, "bytes=2-8", "bytes=0-1,5-8", "bytes=0-1,20-30"])
+@pytest.mark.anyio
+async def test_file_shorter_than_its_stat_raises(data_file: Path, range_header: str | None) -> None:
+    response = FileResponse(data_file, stat_result=os.stat(data_file))
+    data_file.write_bytes(b"0123")  # shrinks after the stat (content-length says 100)
+    headers = [] if range_header is None else [("range", range_header)]
+    with pytest.raises(RuntimeError, match=re.escape(f"File at path {data_file} is shorter")):
+        await call(response, headers=headers)
+
+
+@pytest.mark.anyio
+async def test_file_that_grew_sends_only_the_stated_length(data_file: Path) -> None:
+    response = FileResponse(data_file, stat_result=os.stat(data_file))
+    data_file.write_bytes(CONTENT + b"appended later")
+    sent = await call(response)
+    assert sent.header("content-length") == "100"
+    assert sent.body == CONTENT
+
+
+@pytest.mark.anyio
+async def test_empty_file_ends_the_body(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    sent = await call(FileResponse(empty))
+    assert sent.header("content-length") == "0"
+    assert sent.messages[1:] == [{"type": "http.response.body", "body": b"", "more_body": False}]
+
+
+@pytest.fixture
+def opened_files(monkeypatch: pytest.MonkeyPatch) -> list[anyio.AsyncFile[bytes]]:
+    """Every file FileResponse opens (through the real ``anyio.open_file``), to check closing."""
+    opened: list[anyio.AsyncFile[bytes]] = []
+    real_open_file = anyio.open_file
+
+    async def recording_open_file(*args: Any, **kwargs: Any) -> anyio.AsyncFile[bytes]:
+        file: anyio.AsyncFile[bytes] = await real_open_file(*args, **kwargs)
+        opened.append(file)
+        return file
+
+    monkeypatch.setattr(anyio, "open_file", recording_open_file)
+    return opened
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * 1024)  # 256 KiB: 256 chunks of 1 KiB
+    return path
+
+
+@pytest.mark.parametrize("range_header", [None, "bytes=0-", "bytes=0-99999,150000-"])
+@pytest.mark.parametrize("spec_version", ["2.0", "2.3"])
+@pytest.mark.anyio
+async def test_file_response_stops_reading_when_the_client_disconnects(
+    big_file: Path,
+    opened_files: list[anyio.AsyncFile[bytes]],
+    range_header: str | None,
+    spec_version: str,
+) -> None:
+    # Like uvicorn (ASGI < 2.4), send() silently drops messages once the client is gone: only
+    # the http.disconnect from receive() can stop the response from reading the whole file.
+    gone = anyio.Event()
+    sent_bytes = 0
+    ran: list[bool] = []
+
+    async def receive() -> Message:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal sent_bytes
+        if message["type"] == "http.response.body":
+            sent_bytes += len(message["body"])
+            if sent_bytes >= 4096:
+                gone.set()
+
+    def background() -> None:
+        assert opened_files[0].closed  # closed before the background task runs
+        ran.append(True)
+
+    response = FileResponse(big_file, background=BackgroundTask(background))
+    response.chunk_size = 1024
+    headers = [] if range_header is None else [("range", range_header)]
+    scope = make_scope(spec_version=spec_version, headers=headers)
+    with anyio.fail_after(10):
+        await response(scope, receive, send)
+    assert sent_bytes < big_file.stat().st_size // 2
+    assert len(opened_files) == 1
+    assert opened_files[0].closed
+    assert ran == [True]  # a disconnect is a normal end: the background task still runs
+
+
+@pytest.mark.parametrize("range_header", [None, "bytes=0-", "bytes=0-99999,150000-"])
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+@pytest.mark.anyio
+async def test_file_response_closes_the_file_when_cancelled(
+    big_file: Path,
+    opened_files: list[anyio.AsyncFile[bytes]],
+    range_header: str | None,
+    spec_version: str,
+) -> None:
+    ran: list[bool] = []
+
+    async def receive() -> Message:
+        assert spec_version != "2.4", "no disconnect watcher on ASGI 2.4: send() reports it"
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            scope.cancel()
+            await anyio.sleep_forever()
+
+    response = FileResponse(big_file, background=BackgroundTask(ran.append, True))
+    headers = [] if range_header is None else [("range", range_header)]
+    with anyio.fail_after(10), anyio.CancelScope() as scope:
+        await response(make_scope(spec_version=spec_version, headers=headers), receive, send)
+    assert scope.cancelled_caught
+    assert len(opened_files) == 1
+    assert opened_files[0].closed
+    assert ran == []
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+@pytest.mark.anyio
+async def test_file_response_send_error_propagates_and_closes_the_file(
+    big_file: Path, opened_files: list[anyio.AsyncFile[bytes]], spec_version: str
+) -> None:
+    broken = ConnectionResetError("peer gone")
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise broken
+
+    with anyio.fail_after(10), pytest.raises(ConnectionResetError) as info:
+        await FileResponse(big_file)(make_scope(spec_version=spec_version), receive, send)
+    assert info.value is broken
+    assert opened_files[0].closed

@@ -11,7 +11,7 @@ import http.cookies
 import os
 import stat
 import types
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from email.utils import format_datetime, formatdate
 from mimetypes import guess_type
@@ -80,6 +80,19 @@ def _content_length_header(length: int) -> tuple[bytes, bytes]:
     return (b"content-length", str(length).encode("latin-1"))
 
 
+def _byte_view(view: memoryview) -> bytes | memoryview:
+    """``view`` as flat bytes, so ``len()`` is its size in bytes and servers can send it.
+
+    A typed view (``memoryview(...).cast("I")``) counts items, not bytes, and a strided one
+    (``view[::2]``) is not contiguous: the first is recast to bytes, the second copied.
+    """
+    if view.format == "B" and view.ndim == 1 and view.contiguous:
+        return view
+    if view.c_contiguous:
+        return view.cast("B")
+    return view.tobytes()
+
+
 def _websocket_denial_send(send: Send) -> Send:
     """Wrap ``send`` so ``http.response.*`` messages go out as ``websocket.http.response.*``."""
 
@@ -90,6 +103,11 @@ def _websocket_denial_send(send: Send) -> Send:
         await send(message)
 
     return denial_send
+
+
+# Python 3.14's Morsel knows the CHIPS "Partitioned" attribute (and orders it among the others);
+# before that, brillo appends it itself rather than refusing it.
+_MORSEL_PARTITIONED = "partitioned" in http.cookies.Morsel._reserved  # type: ignore[attr-defined]
 
 
 class _InvalidSameSite(ValueError, AssertionError):
@@ -154,7 +172,9 @@ class Response:
             return content.encode(self.charset)  # type: ignore[no-any-return]
         if content_type is bytes or content is None:
             return content or b""
-        if isinstance(content, bytes | memoryview):
+        if isinstance(content, memoryview):
+            return _byte_view(content)
+        if isinstance(content, bytes):
             return content
         if isinstance(content, str):
             return content.encode(self.charset)
@@ -244,8 +264,10 @@ class Response:
                     f"samesite must be either 'strict', 'lax' or 'none', not {samesite!r}"
                 )
             morsel["samesite"] = samesite
+        if partitioned and _MORSEL_PARTITIONED:
+            morsel["partitioned"] = True
         cookie_value = morsel.OutputString()
-        if partitioned:
+        if partitioned and not _MORSEL_PARTITIONED:
             cookie_value += "; Partitioned"
         self.raw_headers.append((b"set-cookie", cookie_value.encode("latin-1")))
 
@@ -487,6 +509,27 @@ class StreamingResponse(Response):
             raise
 
 
+async def _cancel_on_disconnect(
+    receive: Receive, work: Callable[..., Awaitable[None]], *args: Any
+) -> None:
+    """Run ``work(*args)``, cancelling it quietly once ``receive`` reports ``http.disconnect``."""
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await work(*args)
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
 def _parse_uint(text: str) -> int:
     """Parse ASCII digits; very long numbers saturate instead of failing."""
     if not (text.isascii() and text.isdigit()):
@@ -581,10 +624,15 @@ class FileResponse(Response):
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stat the file if needed, then send it whole, as ranges, or headers only."""
+        """Stat the file if needed, then send it whole, as ranges, or headers only.
+
+        On servers older than ASGI ``spec_version`` 2.4 the body is sent while watching for
+        ``http.disconnect``: a client that goes away stops the reading (the background task
+        still runs). The file is closed however sending ends, cancellation included.
+        """
         scope_type = scope["type"]
-        head_only = scope_type == "http" and scope["method"].upper() == "HEAD"
-        pathsend = scope_type == "http" and "http.response.pathsend" in scope.get("extensions", ())
+        method = scope["method"].upper() if scope_type == "http" else "GET"
+        head_only = method == "HEAD"
         if scope_type == "websocket":
             send = _websocket_denial_send(send)
 
@@ -598,18 +646,15 @@ class FileResponse(Response):
                 raise RuntimeError(f"File at path {self.path} is not a file.")
             self.set_stat_headers(stat_result)
 
-        http_range = if_range = None
-        if self.status_code == 200:
-            for key, value in scope["headers"]:
-                if key == b"range":
-                    http_range = value.decode("latin-1")
-                elif key == b"if-range":
-                    if_range = value.decode("latin-1")
-
-        if http_range is None or (if_range is not None and not self._if_range_matches(if_range)):
-            await self._send_whole(send, head_only, pathsend)
-        else:
-            size = stat_result.st_size
+        size = stat_result.st_size
+        status = self.status_code
+        headers = self.raw_headers
+        # What to send: (multipart part head or b"", start, end_exclusive) spans of the file,
+        # then ``closing`` (the multipart end line) if there is one.
+        spans = [(b"", 0, size)]
+        closing: bytes | None = None
+        http_range = self._requested_range(scope, method) if status == 200 else None
+        if http_range is not None:
             try:
                 ranges = self._parse_range_header(http_range, size)
             except MalformedRangeHeader as exc:
@@ -621,91 +666,105 @@ class FileResponse(Response):
                 )
                 await denied(scope, receive, send)
                 return
-            if not ranges:
-                await self._send_whole(send, head_only, pathsend)
-            elif len(ranges) == 1:
-                await self._send_single_range(send, ranges[0], size, head_only)
-            else:
-                await self._send_multiple_ranges(send, ranges, size, head_only)
+            if len(ranges) == 1:
+                start, end = ranges[0]
+                status = 206
+                headers = self._headers_with(
+                    content_range=f"bytes {start}-{end - 1}/{size}", content_length=str(end - start)
+                )
+                spans = [(b"", start, end)]
+            elif ranges:
+                boundary = token_hex(13)
+                part_type = self._header(b"content-type") or "application/octet-stream"
+                length, part_head = self.generate_multipart(ranges, boundary, size, part_type)
+                status = 206
+                headers = self._headers_with(
+                    content_type=f"multipart/byteranges; boundary={boundary}",
+                    content_length=str(length),
+                )
+                spans = [(part_head(start, end), start, end) for start, end in ranges]
+                closing = f"--{boundary}--".encode("latin-1")
+
+        await send({"type": _HTTP_START, "status": status, "headers": headers})
+        if head_only:
+            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
+        elif (
+            status == self.status_code
+            and scope_type == "http"
+            and "http.response.pathsend" in scope.get("extensions", ())
+        ):
+            await send({"type": "http.response.pathsend", "path": str(self.path)})
+        elif scope_type == "http" and not _supports_send_oserror(scope):
+            await _cancel_on_disconnect(receive, self._send_spans, send, spans, closing)
+        else:
+            await self._send_spans(send, spans, closing)
 
         if self.background is not None:
             await self.background()
 
-    def _if_range_matches(self, if_range: str) -> bool:
-        return if_range == self._header(b"etag") or if_range == self._header(b"last-modified")
+    def _requested_range(self, scope: Scope, method: str) -> str | None:
+        """The ``Range`` header to honour: GET/HEAD only, and only if ``If-Range`` matches."""
+        if method != "GET" and method != "HEAD":
+            return None
+        http_range = if_range = None
+        for key, value in scope["headers"]:
+            if key == b"range":
+                http_range = value.decode("latin-1")
+            elif key == b"if-range":
+                if_range = value.decode("latin-1")
+        if if_range is not None and not self._if_range_matches(if_range.strip()):
+            return None
+        return http_range
 
-    async def _send_whole(self, send: Send, head_only: bool, pathsend: bool) -> None:
-        await send({"type": _HTTP_START, "status": self.status_code, "headers": self.raw_headers})
-        if head_only:
+    def _if_range_matches(self, if_range: str) -> bool:
+        """RFC 9110 13.1.5: a strong ETag match, or exactly the ``Last-Modified`` date."""
+        if if_range.startswith('"'):
+            return if_range == self._header(b"etag")  # a weak W/"..." ETag never equals it
+        return not if_range.startswith("W/") and if_range == self._header(b"last-modified")
+
+    async def _send_spans(
+        self, send: Send, spans: list[tuple[bytes, int, int]], closing: bytes | None
+    ) -> None:
+        """Send the file's ``spans`` (each after its part head), then ``closing`` if any.
+
+        Raises ``RuntimeError`` if the file turns out shorter than its ``stat`` said.
+        """
+        # Opening and closing are shielded: a cancellation arriving meanwhile must not lose
+        # the file object before it is closed.
+        with anyio.CancelScope(shield=True):
+            file = await anyio.open_file(self.path, mode="rb")
+        try:
+            chunk_size = self.chunk_size
+            last = closing is None  # the final span's last chunk ends the body
+            position = 0
+            for head, start, end in spans:
+                if head:
+                    await send({"type": _HTTP_BODY, "body": head, "more_body": True})
+                if start != position:
+                    await file.seek(start)
+                    position = start
+                while position < end:
+                    chunk = await file.read(min(chunk_size, end - position))
+                    if not chunk:
+                        raise RuntimeError(f"File at path {self.path} is shorter than expected.")
+                    position += len(chunk)
+                    more_body = not last or position < end
+                    await send({"type": _HTTP_BODY, "body": chunk, "more_body": more_body})
+                if head:
+                    await send({"type": _HTTP_BODY, "body": b"\r\n", "more_body": True})
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
+        if closing is not None:
+            await send({"type": _HTTP_BODY, "body": closing, "more_body": False})
+        elif spans[0][1] == spans[0][2]:  # an empty file: nothing has ended the body yet
             await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
-            return
-        if pathsend:
-            await send({"type": "http.response.pathsend", "path": str(self.path)})
-            return
-        chunk_size = self.chunk_size
-        async with await anyio.open_file(self.path, mode="rb") as file:
-            more_body = True
-            while more_body:
-                chunk = await file.read(chunk_size)
-                more_body = len(chunk) == chunk_size
-                await send({"type": _HTTP_BODY, "body": chunk, "more_body": more_body})
 
     def _headers_with(self, **overrides: str) -> RawHeaders:
         replace = {name.replace("_", "-").encode("latin-1"): v for name, v in overrides.items()}
         raw = [(k, v) for k, v in self.raw_headers if k not in replace]
         raw.extend((k, v.encode("latin-1")) for k, v in replace.items())
         return raw
-
-    async def _send_single_range(
-        self, send: Send, byte_range: tuple[int, int], size: int, head_only: bool
-    ) -> None:
-        start, end = byte_range
-        headers = self._headers_with(
-            content_range=f"bytes {start}-{end - 1}/{size}", content_length=str(end - start)
-        )
-        await send({"type": _HTTP_START, "status": 206, "headers": headers})
-        if head_only:
-            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
-            return
-        async with await anyio.open_file(self.path, mode="rb") as file:
-            await file.seek(start)
-            await self._send_span(send, file, start, end, last=True)
-
-    async def _send_span(
-        self, send: Send, file: anyio.AsyncFile[bytes], start: int, end: int, last: bool
-    ) -> None:
-        chunk_size = self.chunk_size
-        while start < end:
-            chunk = await file.read(min(chunk_size, end - start))
-            if not chunk:
-                break
-            start += len(chunk)
-            await send({"type": _HTTP_BODY, "body": chunk, "more_body": not last or start < end})
-        if last and start < end:  # the file shrank underneath us: still end the body
-            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
-
-    async def _send_multiple_ranges(
-        self, send: Send, ranges: list[tuple[int, int]], size: int, head_only: bool
-    ) -> None:
-        boundary = token_hex(13)
-        part_type = self._header(b"content-type") or "application/octet-stream"
-        length, part_head = self.generate_multipart(ranges, boundary, size, part_type)
-        part_heads = [part_head(start, end) for start, end in ranges]
-        closing = f"--{boundary}--".encode("latin-1")
-        headers = self._headers_with(
-            content_type=f"multipart/byteranges; boundary={boundary}", content_length=str(length)
-        )
-        await send({"type": _HTTP_START, "status": 206, "headers": headers})
-        if head_only:
-            await send({"type": _HTTP_BODY, "body": b"", "more_body": False})
-            return
-        async with await anyio.open_file(self.path, mode="rb") as file:
-            for head, (start, end) in zip(part_heads, ranges, strict=True):
-                await send({"type": _HTTP_BODY, "body": head, "more_body": True})
-                await file.seek(start)
-                await self._send_span(send, file, start, end, last=False)
-                await send({"type": _HTTP_BODY, "body": b"\r\n", "more_body": True})
-        await send({"type": _HTTP_BODY, "body": closing, "more_body": False})
 
     def generate_multipart(
         self,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2 as httpx
 import pytest
 
 from brillo.applications import Brillo
+from brillo.background import BackgroundTask
 from brillo.requests import Request
 from brillo.responses import FileResponse, Response, StreamingResponse
 from brillo.routing import Mount, Route
@@ -66,6 +69,59 @@ def test_streaming_response_stops_when_the_client_disconnects(
         assert sent_first.wait(10)
     # the client is gone: the server must notice and finish the generator
     assert finished.wait(10), "streaming response kept running after the client disconnected"
+
+
+class _CountingFile(io.FileIO):
+    """A real file that counts the bytes read from it."""
+
+    bytes_read = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data) if data else 0
+        return data or b""
+
+
+@pytest.mark.parametrize("server_name", ["uvicorn", "hypercorn"])
+def test_aborted_download_stops_reading_the_file(
+    live_server: LiveServerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server_name: str,
+) -> None:
+    size = 256 * 1024 * 1024  # far beyond what socket buffers can swallow
+    path = tmp_path / "huge.bin"
+    with path.open("wb") as f:
+        f.truncate(size)  # sparse: costs no disk
+    opened: list[_CountingFile] = []
+
+    async def counting_open_file(file: Any, mode: str = "r", **kw: Any) -> anyio.AsyncFile[Any]:
+        raw = _CountingFile(file, "rb")
+        opened.append(raw)
+        return anyio.AsyncFile(raw)
+
+    # The servers run in this process (a thread): FileResponse opens through this hook.
+    monkeypatch.setattr(anyio, "open_file", counting_open_file)
+    finished = threading.Event()
+
+    async def download(request: Request) -> FileResponse:
+        return FileResponse(path, background=BackgroundTask(finished.set))
+
+    server = live_server(Brillo(routes=[Route("/huge", download)]), server=server_name)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = 0
+        while received < 256 * 1024:
+            chunk = sock.recv(65536)
+            assert chunk, "server closed before sending the first bytes"
+            received += len(chunk)
+        # unread data in the receive buffer: closing now resets the connection
+    # The response ends (and runs its background task) once the server notices the client left
+    assert finished.wait(30), "the response never finished after the client went away"
+    assert len(opened) == 1
+    assert opened[0].closed
+    assert opened[0].bytes_read < size // 4, f"read {opened[0].bytes_read} of {size} bytes"
 
 
 def test_file_ranges_over_the_wire(live_server: LiveServerFactory, tmp_path: Path) -> None:
