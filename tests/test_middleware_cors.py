@@ -6,6 +6,10 @@ from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.cors import CORSMiddleware
 
 ORIGIN = "https://app.example.com"
+PREFLIGHT_VARY = (
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+    "Access-Control-Request-Private-Network"
+)
 
 
 def preflight(
@@ -32,12 +36,11 @@ async def test_preflight_allowed() -> None:
     assert result.body == b"OK"
     assert result.header("access-control-allow-origin") == ORIGIN
     assert result.header("access-control-allow-methods") == "GET, POST"
-    allowed = result.header("access-control-allow-headers")
-    assert allowed is not None
-    assert "x-token" in allowed
-    assert "content-type" in allowed
+    assert result.header("access-control-allow-headers") == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Token"
+    )
     assert result.header("access-control-max-age") == "123"
-    assert result.header("vary") == "Origin"
+    assert result.header("vary") == PREFLIGHT_VARY
     assert result.header("access-control-allow-credentials") is None
 
 
@@ -58,6 +61,7 @@ async def test_preflight_rejections(scope_kwargs: dict, message: bytes) -> None:
     assert result.body == message
     if "origin" in scope_kwargs:
         assert result.header("access-control-allow-origin") is None
+    assert result.header("vary") == PREFLIGHT_VARY
 
 
 @pytest.mark.anyio
@@ -81,8 +85,40 @@ async def test_preflight_wildcards() -> None:
     assert result.status == 200
     assert result.header("access-control-allow-origin") == "*"
     assert result.header("access-control-allow-headers") == "X-Anything, X-Else"
-    assert result.header("vary") is None
+    # Even a wildcard answer varies: a request without Origin gets no CORS headers at all.
+    assert result.header("vary") == PREFLIGHT_VARY
     assert "PATCH" in (result.header("access-control-allow-methods") or "")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "PUT", "OPTIONS", "QUERY"])
+async def test_preflight_wildcard_methods_cover_standard_ones(method: str) -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"], allow_methods=["*"])
+    result = await call_http(app, preflight(method=method))
+    assert result.status == 200
+    allowed = (result.header("access-control-allow-methods") or "").split(", ")
+    assert method in allowed
+
+
+@pytest.mark.anyio
+async def test_preflight_wildcard_methods_reject_unknown_method() -> None:
+    app = CORSMiddleware(hello_app, allow_origins=["*"], allow_methods=["*"])
+    result = await call_http(app, preflight(method="FROBNICATE"))
+    assert (result.status, result.body) == (400, b"Disallowed CORS method")
+    assert result.header("vary") == PREFLIGHT_VARY
+
+
+@pytest.mark.anyio
+async def test_preflight_allowed_headers_keep_configured_spelling() -> None:
+    app = CORSMiddleware(
+        hello_app, allow_origins=[ORIGIN], allow_headers=["X-Token", "content-TYPE", "x-token"]
+    )
+    result = await call_http(app, preflight(headers="x-TOKEN, Content-Type"))
+    assert result.status == 200
+    # Each name once, sorted case-insensitively, spelled as first configured/safelisted.
+    assert result.header("access-control-allow-headers") == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Token"
+    )
 
 
 @pytest.mark.anyio
@@ -91,7 +127,7 @@ async def test_preflight_wildcard_with_credentials_echoes_origin() -> None:
     result = await call_http(app, preflight())
     assert result.header("access-control-allow-origin") == ORIGIN
     assert result.header("access-control-allow-credentials") == "true"
-    assert result.header("vary") == "Origin"
+    assert result.header("vary") == PREFLIGHT_VARY
 
 
 @pytest.mark.anyio
@@ -118,7 +154,7 @@ async def test_simple_request_wildcard() -> None:
     app = CORSMiddleware(hello_app, allow_origins=["*"])
     result = await call_http(app, http_scope(headers=[("origin", ORIGIN)]))
     assert result.header("access-control-allow-origin") == "*"
-    assert result.header("vary") is None
+    assert result.header("vary") == "Origin"
 
 
 @pytest.mark.anyio
@@ -153,6 +189,33 @@ async def test_vary_merged_with_existing() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("credentials", [False, True])
+@pytest.mark.parametrize("origins", [["*"], [ORIGIN]])
+async def test_vary_origin_joins_several_vary_headers(
+    credentials: bool,
+    origins: list[str],
+) -> None:
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        headers = [(b"vary", b"Accept-Encoding"), (b"vary", b"Accept-Language")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    cors = CORSMiddleware(app, allow_origins=origins, allow_credentials=credentials)
+    result = await call_http(cors, http_scope(headers=[("origin", ORIGIN)]))
+    assert ", ".join(result.headers_list("vary")) == "Accept-Encoding, Accept-Language, Origin"
+
+    # Origin is listed once even when the app already names it (in any case).
+    async def app_with_origin(scope, receive, send):  # type: ignore[no-untyped-def]
+        headers = [(b"vary", b"Accept"), (b"vary", b"origin")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    cors = CORSMiddleware(app_with_origin, allow_origins=origins, allow_credentials=credentials)
+    result = await call_http(cors, http_scope(headers=[("origin", ORIGIN)]))
+    assert result.headers_list("vary") == ["Accept", "origin"]
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("origin", "allowed"),
     [
@@ -172,10 +235,15 @@ async def test_origin_regex_is_fullmatch(origin: str, allowed: bool) -> None:
 
 
 @pytest.mark.anyio
-async def test_no_origin_untouched() -> None:
-    result = await call_http(CORSMiddleware(hello_app, allow_origins=["*"]), http_scope())
+@pytest.mark.parametrize("origins", [["*"], [ORIGIN]])
+async def test_no_origin_gets_only_vary_origin(origins: list[str]) -> None:
+    # Without Origin the response has no CORS headers, but with one it would: caches must know.
+    result = await call_http(CORSMiddleware(hello_app, allow_origins=origins), http_scope())
     assert result.header("access-control-allow-origin") is None
-    assert result.header("vary") is None
+    assert result.header("vary") == "Origin"
+    scope = http_scope("/", "OPTIONS", [("access-control-request-method", "GET")])
+    result = await call_http(CORSMiddleware(hello_app, allow_origins=origins), scope)
+    assert (result.body, result.header("vary")) == (b"hello", "Origin")
 
 
 @pytest.mark.anyio

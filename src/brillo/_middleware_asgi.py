@@ -148,15 +148,24 @@ def set_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) ->
 
 
 def add_vary(headers: list[tuple[bytes, bytes]], token: bytes) -> None:
-    """Add ``token`` to the response's ``Vary`` header unless it (or ``*``) is already listed."""
+    """Add ``token`` to the response's ``Vary`` unless it (or ``*``) is already listed.
+
+    Every ``Vary`` header counts (an app may send several); the token joins the last one, so
+    the combined value keeps the app's order and ends with ``token``.
+    """
     lowered = token.lower()
+    last = -1
     for index, (key, existing) in enumerate(headers):
         if key.lower() == b"vary":
             tokens = [t.strip().lower() for t in existing.split(b",")]
-            if lowered not in tokens and b"*" not in tokens:
-                headers[index] = (key, existing + b", " + token)
-            return
-    headers.append((b"vary", token))
+            if lowered in tokens or b"*" in tokens:
+                return
+            last = index
+    if last < 0:
+        headers.append((b"vary", token))
+    else:
+        key, existing = headers[last]
+        headers[last] = (key, existing + b", " + token if existing.strip() else token)
 
 
 def mutable_headers(message: Message) -> list[tuple[bytes, bytes]]:

@@ -13,13 +13,20 @@ from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
 
-ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
 SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
+_SAFELISTED_ORDER = ("Accept", "Accept-Language", "Content-Language", "Content-Type")
 
 _ACAO = b"access-control-allow-origin"
 _ACAC = b"access-control-allow-credentials"
 _ACAH = b"access-control-allow-headers"
 _ACEH = b"access-control-expose-headers"
+# A preflight's answer depends on these request headers, so caches must key on all of them.
+_PREFLIGHT_VARY = (
+    b"vary",
+    b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+    b"Access-Control-Request-Private-Network",
+)
 
 
 class CORSMiddleware:
@@ -31,7 +38,11 @@ class CORSMiddleware:
       ``Disallowed CORS origin, method``.
     * A **simple** request (any other request with ``Origin``) reaches the app and its response
       gains ``Access-Control-Allow-Origin`` (and credentials / exposed headers) when the origin
-      is allowed. ``Vary: Origin`` is added whenever the answer depends on the origin.
+      is allowed.
+    * Every HTTP response passing through carries ``Vary: Origin`` (added to any ``Vary`` the
+      app set), and every preflight answer ``Vary: Origin, Access-Control-Request-Method,
+      Access-Control-Request-Headers, Access-Control-Request-Private-Network``, so a shared
+      cache never serves one origin's answer to another.
 
     Origins match exactly against ``allow_origins`` (``"*"`` allows any) or fully against
     ``allow_origin_regex``. With ``allow_credentials`` the request's origin is echoed instead of
@@ -61,10 +72,14 @@ class CORSMiddleware:
         self.allow_credentials = allow_credentials
         self.allow_private_network = allow_private_network
         self.allow_origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
-        self.allow_headers = sorted(
-            {h.lower() for h in SAFELISTED_HEADERS} | {h.lower() for h in allow_headers}
-        )
-        self._allowed_header_set = frozenset(self.allow_headers)
+        # Names keep the spelling they were configured with (the safelisted ones their canonical
+        # spelling); duplicates differing only in case are listed once; matching ignores case.
+        spelled: dict[str, str] = {}
+        for name in (*_SAFELISTED_ORDER, *allow_headers):
+            spelled.setdefault(name.lower(), name)
+        spelled.pop("*", None)
+        self.allow_headers = [spelled[key] for key in sorted(spelled)]
+        self._allowed_header_set = frozenset(spelled)
         self._origin_set = frozenset(o for o in allow_origins if o != "*")
         # An explicit (echoed) origin is needed unless any origin is allowed without credentials.
         self._echo_origin = not self.allow_all_origins or allow_credentials
@@ -96,8 +111,12 @@ class CORSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer preflights, decorate simple responses, pass everything else through."""
-        if scope["type"] != "http" or get_header(scope, b"origin") is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if get_header(scope, b"origin") is None:
+            # Not a CORS request, but the same URL answers differently when one arrives.
+            await self.app(scope, receive, functools.partial(_send_vary_origin, send=send))
             return
         request_headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in request_headers:
@@ -108,18 +127,14 @@ class CORSMiddleware:
 
     def preflight_response(self, request_headers: Headers) -> Response:
         """The answer to a preflight request: ``200 OK``, or ``400`` naming what was disallowed."""
-        headers = list(self._preflight_headers)
+        headers = [*self._preflight_headers, _PREFLIGHT_VARY]
         failures: list[str] = []
         origin = request_headers["origin"]
         if self.is_allowed_origin(origin):
-            if self._echo_origin:
-                headers.append((_ACAO, origin.encode("latin-1")))
+            acao = origin.encode("latin-1") if self._echo_origin else b"*"
+            headers.append((_ACAO, acao))
         else:
             failures.append("origin")
-        if self._echo_origin:
-            headers.append((b"vary", b"Origin"))
-        else:
-            headers.append((_ACAO, b"*"))
         if request_headers["access-control-request-method"].upper() not in self.allow_methods:
             failures.append("method")
         requested_headers = request_headers.get("access-control-request-headers")
@@ -163,10 +178,10 @@ class CORSMiddleware:
             headers.extend(self._simple_headers)
             if echo:
                 self.allow_explicit_origin(MutableHeaders(raw=headers), origin)
-            else:
-                set_header(headers, _ACAO, b"*")
-        elif echo:
-            add_vary(headers, b"Origin")
+                await send(message)
+                return
+            set_header(headers, _ACAO, b"*")
+        add_vary(headers, b"Origin")
         await send(message)
 
     @staticmethod
@@ -175,3 +190,10 @@ class CORSMiddleware:
         raw = headers.raw
         set_header(raw, _ACAO, origin.encode("latin-1"))
         add_vary(raw, b"Origin")
+
+
+async def _send_vary_origin(message: Message, send: Send) -> None:
+    """Pass ``message`` on, adding ``Vary: Origin`` to a response start."""
+    if message["type"] == "http.response.start":
+        add_vary(mutable_headers(message), b"Origin")
+    await send(message)
