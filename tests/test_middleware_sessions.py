@@ -105,6 +105,56 @@ async def test_all_cookie_flags() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("max_age", [0, 60])
+async def test_set_cookie_lists_lifetime_right_after_path(max_age: int) -> None:
+    app = SessionMiddleware(session_app(write), secret_key=SECRET, max_age=max_age, https_only=True)
+    result = await call_http(app, http_scope())
+    (header,) = result.headers_list("set-cookie")
+    _, attrs = header.split("; ", 1)
+    assert attrs == f"path=/; Max-Age={max_age}; httponly; samesite=lax; secure"
+
+
+@pytest.mark.anyio
+async def test_deletion_cookie_lists_expiry_right_after_path() -> None:
+    app = SessionMiddleware(session_app(lambda s: s.clear()), secret_key=SECRET, path="/app")
+    result = await call_http(app, with_cookie(signed(encode({"a": 1}))))
+    (header,) = result.headers_list("set-cookie")
+    assert header == (
+        "session=null; path=/app; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; "
+        "httponly; samesite=lax"
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "cookie_headers",
+    [
+        ["session={first}; session={second}"],
+        ["session={first}", "session={second}"],
+        ["other=1; session={first}", "session={second}; more=2"],
+    ],
+)
+async def test_duplicate_session_cookie_read_like_request_cookies(
+    cookie_headers: list[str],
+) -> None:
+    from brillo.requests import Request
+
+    first, second = signed(encode({"n": 1})), signed(encode({"n": 2}))
+    lines = [line.format(first=first, second=second) for line in cookie_headers]
+    scope = http_scope(headers=[("cookie", line) for line in lines])
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((dict(scope["session"]), Request(scope).cookies["session"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    await call_http(SessionMiddleware(app, SECRET), scope)
+    # The middleware and request.cookies agree: the later duplicate wins for both.
+    assert seen == [({"n": 2}, second)]
+
+
+@pytest.mark.anyio
 async def test_browser_session_cookie_when_max_age_none() -> None:
     app = SessionMiddleware(session_app(write), secret_key=SECRET, max_age=None)
     result = await call_http(app, http_scope())

@@ -7,7 +7,6 @@ is a handful of tuple scans, not a tree of wrapper objects. These helpers keep t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from http.cookies import _unquote
 
 from brillo.status import WS_1008_POLICY_VIOLATION
 from brillo.types import Message, Scope, Send
@@ -15,7 +14,6 @@ from brillo.types import Message, Scope, Send
 __all__ = [
     "DENIAL_EXTENSION",
     "get_header",
-    "parse_cookie_header",
     "reject",
     "request_url",
 ]
@@ -68,33 +66,6 @@ def request_url(scope: Scope, *, scheme: str | None = None, netloc: str | None =
     if query:
         url += "?" + query.decode("latin-1")
     return url
-
-
-def parse_cookie_header(value: str) -> dict[str, str]:
-    """Parse a ``Cookie`` request header leniently, as browsers send it.
-
-    Pairs without ``=`` are treated as a value with an empty name; quoted values are unquoted.
-    The first occurrence of a name wins.
-    """
-    cookies: dict[str, str] = {}
-    for chunk in value.split(";"):
-        if "=" in chunk:
-            key, val = chunk.split("=", 1)
-        else:
-            key, val = "", chunk
-        key, val = key.strip(), val.strip()
-        if key or val:
-            cookies.setdefault(key, _unquote(val))
-    return cookies
-
-
-def cookies_from_scope(scope: Scope) -> dict[str, str]:
-    """All cookies the client sent, merging multiple ``Cookie`` headers."""
-    cookies: dict[str, str] = {}
-    for raw in get_headers(scope, b"cookie"):
-        for key, val in parse_cookie_header(raw.decode("latin-1")).items():
-            cookies.setdefault(key, val)
-    return cookies
 
 
 async def reject(

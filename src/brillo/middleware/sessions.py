@@ -8,8 +8,9 @@ from base64 import b64decode, b64encode
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from typing import Any, Literal
 
-from brillo._middleware_asgi import add_vary, cookies_from_scope, mutable_headers
+from brillo._middleware_asgi import add_vary, get_headers, mutable_headers
 from brillo.datastructures import Secret
+from brillo.requests import cookie_parser
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 try:
@@ -23,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["Session", "SessionMiddleware"]
 
-_EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; "
+_EXPIRED = "; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
 
 
 class Session(dict[str, Any]):
@@ -160,7 +161,10 @@ class SessionMiddleware:
         self.session_cookie = session_cookie
         self.max_age = max_age
         self.path = path
-        flags = f"; path={path}; httponly; samesite={same_site}"
+        # Set-Cookie is "name=value; path=...[; Max-Age=...]; httponly; ..." (lifetime after path).
+        self._path_attr = f"; path={path}"
+        self._max_age_attr = f"; Max-Age={max_age}" if max_age is not None else ""
+        flags = f"; httponly; samesite={same_site}"
         if https_only:
             flags += "; secure"
         if domain is not None:
@@ -168,10 +172,15 @@ class SessionMiddleware:
         if partitioned:
             flags += "; partitioned"
         self._flags = flags
-        self._max_age_attr = f"; Max-Age={max_age}" if max_age is not None else ""
 
     def _load(self, scope: Scope) -> tuple[Session, bytes | None]:
-        raw = cookies_from_scope(scope).get(self.session_cookie) if scope.get("headers") else None
+        # The same parser as ``request.cookies`` (several Cookie lines read as one; for a name
+        # given twice the later value wins), so the session and the app see the same cookie.
+        values = get_headers(scope, b"cookie")
+        if not values:
+            return Session(), None
+        header = b"; ".join(values).decode("latin-1")
+        raw = cookie_parser(header).get(self.session_cookie)
         if not raw:
             return Session(), None
         try:
@@ -186,10 +195,14 @@ class SessionMiddleware:
     def _cookie_for(self, session: Session) -> bytes:
         payload = b64encode(json.dumps(session, separators=(",", ":")).encode("utf-8"))
         signed = self.signer.sign(payload).decode("utf-8")
-        return f"{self.session_cookie}={signed}{self._flags}{self._max_age_attr}".encode("latin-1")
+        return (
+            f"{self.session_cookie}={signed}{self._path_attr}{self._max_age_attr}{self._flags}"
+        ).encode("latin-1")
 
     def _deletion_cookie(self) -> bytes:
-        return f"{self.session_cookie}=null; {_EXPIRED.rstrip('; ')}{self._flags}".encode("latin-1")
+        return f"{self.session_cookie}=null{self._path_attr}{_EXPIRED}{self._flags}".encode(
+            "latin-1"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Load the session into ``scope["session"]`` and write it back on the HTTP response."""
