@@ -121,6 +121,101 @@ def test_response_already_started(client_factory: Callable[..., TestClient]) -> 
     assert sent_statuses == [200]
 
 
+@pytest.mark.parametrize("is_async", [True, False])
+def test_handler_runs_after_response_started(
+    client_factory: Callable[..., TestClient], is_async: bool
+) -> None:
+    seen: list[str] = []
+    sent_statuses: list[int] = []
+
+    def record(request: Request, exc: Exception) -> Response:
+        seen.append(f"{request.url.path} {exc}")
+        return PlainTextResponse("discarded", status_code=500)
+
+    async def async_record(request: Request, exc: Exception) -> Response:
+        return record(request, exc)
+
+    handler = async_record if is_async else record
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def spy(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                sent_statuses.append(message["status"])
+            await send(message)
+
+        await ServerErrorMiddleware(streaming_crash, handler=handler)(scope, receive, spy)
+
+    client = client_factory(app)  # no lifespan: the app is HTTP-only
+    with pytest.raises(SecretError, match="mid-stream"):
+        client.get("/late")
+    # The handler saw the error (to report it), but its response was not sent.
+    assert seen == ["/late mid-stream"]
+    assert sent_statuses == [200]
+
+
+@pytest.mark.parametrize("inlined", [True, False])
+def test_background_task_failure_reaches_app_error_handler(
+    client_factory: Callable[..., TestClient], inlined: bool
+) -> None:
+    from brillo.applications import Brillo
+    from brillo.background import BackgroundTask
+    from brillo.middleware import Middleware
+
+    seen: list[Exception] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("discarded", status_code=500)
+
+    def fail() -> None:
+        raise SecretError("in background")
+
+    async def endpoint(request: Request) -> Response:
+        return Response(status_code=204, background=BackgroundTask(fail))
+
+    class Passthrough:
+        def __init__(self, app: Callable[..., object]) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)  # type: ignore[misc]
+
+    # Without user middleware the application runs its default stack inlined.
+    app = Brillo(
+        routes=[Route("/", endpoint)],
+        exception_handlers={Exception: handler},
+        middleware=[] if inlined else [Middleware(Passthrough)],
+    )
+    with client_factory(app, raise_server_exceptions=False) as client:
+        response = client.get("/")
+    assert response.status_code == 204
+    assert [str(exc) for exc in seen] == ["in background"]
+
+
+def test_debug_page_rendered_off_the_event_loop(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    import threading
+
+    threads: dict[str, int] = {}
+
+    class Recording(ServerErrorMiddleware):
+        def debug_response(self, request: Request, exc: Exception) -> Response:
+            threads["render"] = threading.get_ident()
+            return super().debug_response(request, exc)
+
+    async def boom(scope: Scope, receive: Receive, send: Send) -> None:
+        threads["loop"] = threading.get_ident()
+        raise SecretError("x")
+
+    client = client_factory(Recording(boom, debug=True), raise_server_exceptions=False)
+    response = client.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    # Reading source files for the page blocks, so it happens in a worker thread.
+    assert threads["render"] != threads["loop"]
+
+
 def test_websocket_passes_through(client_factory: Callable[..., TestClient]) -> None:
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()

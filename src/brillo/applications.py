@@ -235,8 +235,8 @@ class Brillo:
                 tracker = tracker or _started_tracker(send, started)
                 await answer_http_error(exc, None, scope, receive, tracker)
         except Exception as exc:
-            if not (started or (tracker is not None and tracker.started)):
-                await errors._answer(exc, scope, receive, send)
+            started = started or (tracker is not None and tracker.started)
+            await errors._answer(exc, scope, receive, send, started=started)
             raise
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:

@@ -60,10 +60,12 @@ class ServerErrorMiddleware:
 
     The response is ``handler(request, exc)`` when a handler is given (sync handlers run in the
     thread pool), a traceback page when ``debug`` is true (HTML if the client accepts
-    ``text/html``, plain text otherwise), else a plain ``Internal Server Error``. The exception is
-    always re-raised so that the server logs it. Nothing is sent if the response had already
-    started. WebSocket and lifespan scopes pass straight through: WebSocket errors are handled by
-    the route and ExceptionMiddleware (close code 1011).
+    ``text/html``, plain text otherwise; rendered in a worker thread, since reading the source
+    files blocks), else a plain ``Internal Server Error``. The exception is always re-raised so
+    that the server logs it. If the response had already started (say a background task
+    failed), nothing more is sent, but the handler still runs so that it can report the error;
+    its response is discarded. WebSocket and lifespan scopes pass straight through: WebSocket
+    errors are handled by the route and ExceptionMiddleware (close code 1011).
     """
 
     def __init__(
@@ -86,21 +88,28 @@ class ServerErrorMiddleware:
         try:
             await self.app(scope, receive, sender)
         except Exception as exc:
-            if not sender.started:
-                await self._answer(exc, scope, receive, send)
+            await self._answer(exc, scope, receive, send, started=sender.started)
             raise
 
-    async def _answer(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the 500 response for ``exc`` (the response has not started)."""
+    async def _answer(
+        self, exc: Exception, scope: Scope, receive: Receive, send: Send, *, started: bool = False
+    ) -> None:
+        """Send the 500 response for ``exc``; once the response ``started``, only run the handler.
+
+        (The application's inlined default stack calls this too.)
+        """
         request = Request(scope, receive, send)
+        handler = self.handler
+        if started:
+            if handler is not None:
+                await _call_handler(handler, request, exc)
+            return
         if self.debug:
-            response = self.debug_response(request, exc)
-        elif self.handler is None:
+            response = await run_in_threadpool(self.debug_response, request, exc)
+        elif handler is None:
             response = self.error_response(request, exc)
-        elif is_async_callable(self.handler):
-            response = await self.handler(request, exc)
         else:
-            response = await run_in_threadpool(self.handler, request, exc)
+            response = await _call_handler(handler, request, exc)
         if response is not None:
             await response(scope, receive, send)
 
@@ -174,3 +183,12 @@ class ServerErrorMiddleware:
     def error_response(self, request: Request, exc: Exception) -> Response:
         """The production answer: a bare ``500 Internal Server Error``."""
         return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+async def _call_handler(
+    handler: Callable[[Request, Exception], Any], request: Request, exc: Exception
+) -> Any:
+    """``handler(request, exc)``; a sync handler runs in the thread pool."""
+    if is_async_callable(handler):
+        return await handler(request, exc)
+    return await run_in_threadpool(handler, request, exc)
