@@ -12,6 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from brillo._exception_handler import wrap_app_handling_exceptions
 from brillo.applications import Brillo
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.middleware.exceptions import ExceptionMiddleware
@@ -418,3 +419,171 @@ async def test_status_handler_applies_to_websocket_http_exception() -> None:
     peer = Peer()
     await peer.run(app)
     assert peer.sent == [{"type": "websocket.close", "code": 1008, "reason": "Unauthorized"}]
+
+
+# -- handled exceptions let their traceback go -------------------------------------------------
+
+
+def test_handled_http_exception_drops_its_traceback(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    # One instance raised by every request: with its traceback kept, each raise would chain
+    # another traceback (and every request's frames) onto it.
+    shared = HTTPException(403, "not you")
+
+    async def endpoint(request: Request) -> Response:
+        raise shared
+
+    class Unhandled(Exception):
+        pass
+
+    unhandled = Unhandled()
+
+    async def crash(request: Request) -> Response:
+        raise unhandled
+
+    app = ExceptionMiddleware(Router([Route("/", endpoint), Route("/crash", crash)]))
+    with client_factory(app, raise_server_exceptions=False) as client:
+        for _ in range(3):
+            assert client.get("/").status_code == 403
+            assert shared.__traceback__ is None
+        assert client.get("/crash").status_code == 500
+    # Not handled: the traceback stays for whoever logs it.
+    assert unhandled.__traceback__ is not None
+
+
+@pytest.mark.anyio
+async def test_handled_websocket_exceptions_drop_their_traceback() -> None:
+    refused = WebSocketException(4003, "no")
+    crash = RuntimeError("bug")
+
+    async def refuse(websocket: WebSocket) -> None:
+        raise refused
+
+    async def crashing(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise crash
+
+    await Peer().run(ws_app(refuse))
+    assert refused.__traceback__ is None
+    with pytest.raises(RuntimeError):
+        await Peer().run(ws_app(crashing))
+    assert crash.__traceback__ is not None
+
+
+# -- wrap_app_handling_exceptions (what FastAPI wraps its endpoints with) ----------------------
+
+
+class RawASGI:
+    """An ASGI app object: routes call it as it is (functions would be request endpoints)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _wrapped_route(path: str, inner: Callable[[Request], Any]) -> Route:
+    """A route whose endpoint wrapper is built the way FastAPI builds its own."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await inner(request)
+            await response(scope, receive, send)
+
+        await wrap_app_handling_exceptions(app, request)(scope, receive, send)
+
+    return Route(path, RawASGI(asgi))
+
+
+def test_wrap_app_handling_exceptions_http(client_factory: Callable[..., TestClient]) -> None:
+    class Teapot(Exception):
+        pass
+
+    seen: list[Request] = []
+
+    async def teapot(request: Request) -> Response:
+        seen.append(request)
+        raise Teapot()
+
+    async def on_teapot(request: Request, exc: Exception) -> Response:
+        seen.append(request)
+        return PlainTextResponse("teapot", status_code=418)
+
+    async def gone(request: Request) -> Response:
+        raise HTTPException(410, "gone")
+
+    async def crash(request: Request) -> Response:
+        raise KeyError("unhandled")
+
+    async def late(request: Request) -> Response:
+        async def body(scope: Scope, receive: Receive, send: Send) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise HTTPException(400)
+
+        return body  # type: ignore[return-value]
+
+    app = Brillo(
+        routes=[
+            _wrapped_route("/teapot", teapot),
+            _wrapped_route("/gone", gone),
+            _wrapped_route("/crash", crash),
+            _wrapped_route("/late", late),
+        ],
+        exception_handlers={Teapot: on_teapot},
+    )
+    with client_factory(app) as client:
+        response = client.get("/teapot")
+        assert (response.status_code, response.text) == (418, "teapot")
+        assert seen[0] is seen[1]  # the handler gets the endpoint's own Request
+        response = client.get("/gone")
+        assert (response.status_code, response.text) == (410, "gone")
+        with pytest.raises(KeyError):
+            client.get("/crash")
+        with pytest.raises(RuntimeError, match="Caught handled exception, but response already"):
+            client.get("/late")
+
+
+@pytest.mark.anyio
+async def test_wrap_app_handling_exceptions_websocket() -> None:
+    class Custom(Exception):
+        pass
+
+    handled: list[tuple[WebSocket, type[BaseException]]] = []
+
+    async def on_custom(websocket: WebSocket, exc: Exception) -> None:
+        handled.append((websocket, type(exc)))
+        await websocket.close(4001)
+
+    def endpoint_for(failure: BaseException) -> Any:
+        sessions: list[WebSocket] = []
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            session = WebSocket(scope, receive, send)
+            sessions.append(session)
+
+            async def app(scope: Scope, receive: Receive, send: Send) -> None:
+                await session.accept()
+                raise failure
+
+            await wrap_app_handling_exceptions(app, session)(scope, receive, send)
+
+        endpoint = RawASGI(asgi)
+        endpoint.sessions = sessions  # type: ignore[attr-defined]
+        return endpoint
+
+    custom = endpoint_for(Custom())
+    app = Brillo(routes=[WebSocketRoute("/ws", custom)], exception_handlers={Custom: on_custom})
+    peer = Peer()
+    await peer.run(app)
+    assert handled == [(custom.sessions[0], Custom)]
+    assert peer.sent[1] == {"type": "websocket.close", "code": 4001, "reason": ""}
+
+    # brillo's close rules apply as in its own WebSocket routes: a bug closes 1011, re-raised.
+    peer = Peer()
+    with pytest.raises(ZeroDivisionError):
+        await peer.run(ws_app(endpoint_for(ZeroDivisionError())))
+    assert peer.sent[1] == {"type": "websocket.close", "code": 1011, "reason": ""}

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from brillo._utils import is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.exceptions import HTTPException
 from brillo.requests import Request
-from brillo.types import Message, Receive, Scope, Send
+from brillo.types import ASGIApp, Message, Receive, Scope, Send
 from brillo.websockets import (
     WebSocket,
     WebSocketClientError,
@@ -40,6 +40,7 @@ __all__ = [
     "answer_http_error",
     "lookup_exception_handler",
     "websocket_error",
+    "wrap_app_handling_exceptions",
 ]
 
 #: Scope key under which ExceptionMiddleware publishes ``(class_handlers, status_handlers)``.
@@ -130,6 +131,62 @@ async def answer_http_error(
         response = await run_in_threadpool(handler, request, exc)
     if response is not None:
         await response(scope, receive, sender)
+    _forget_traceback(exc)
+
+
+def _forget_traceback(exc: BaseException) -> None:
+    """Drop a handled exception's traceback.
+
+    It holds every frame it passed through (requests, bodies, locals) alive for as long as the
+    exception object lives, and an exception instance raised again (a module-level
+    ``HTTPException`` shared by every request, say) would grow it by one chain per raise.
+    """
+    exc.__traceback__ = None
+
+
+def wrap_app_handling_exceptions(app: ASGIApp, conn: Request | WebSocket) -> ASGIApp:
+    """Wrap ``app`` so that what it raises is handled right there, for the connection ``conn``.
+
+    This is what :func:`brillo.routing.request_response` and
+    :func:`brillo.routing.websocket_session` do around each endpoint, for frameworks that build
+    their own endpoint wrappers (FastAPI imports it as
+    ``starlette._exception_handler.wrap_app_handling_exceptions``):
+
+    * HTTP (``conn`` a :class:`~brillo.requests.Request`): an exception with a handler registered
+      in the enclosing :class:`~brillo.middleware.exceptions.ExceptionMiddleware` (by status code
+      for :class:`~brillo.exceptions.HTTPException`, else by the nearest class in its MRO) is
+      answered with the handler's response, which the handler gets ``conn`` to build. If the
+      response had already started, ``RuntimeError("Caught handled exception, but response
+      already started.")`` is raised instead. Unhandled exceptions propagate.
+    * WebSocket (``conn`` a :class:`~brillo.websockets.WebSocket`): the registered handler runs,
+      then brillo's WebSocket close rules apply (see :mod:`brillo.middleware.exceptions`);
+      anything left over propagates.
+
+    Handled exceptions lose their ``__traceback__``. Without an enclosing ExceptionMiddleware
+    no handler is registered: HTTP exceptions all propagate.
+    """
+    if conn.scope["type"] == "websocket":
+        session = cast(WebSocket, conn)
+
+        async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await app(scope, receive, send)
+            except Exception as exc:
+                if not await websocket_error(exc, session, scope, receive, send):
+                    raise
+
+        return websocket_app
+
+    request = cast(Request, conn)
+
+    async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
+        sender = ResponseTracker.of(send)
+        try:
+            await app(scope, receive, sender)
+        except Exception as exc:
+            await answer_http_error(exc, request, scope, receive, sender)
+
+    return http_app
 
 
 def _truncate_reason(text: str) -> str:
@@ -211,13 +268,16 @@ async def websocket_error(
             result = await run_in_threadpool(handler, conn, exc)
         if result is not None:
             await _websocket_response(session, scope, receive, send, result, exc)
+        _forget_traceback(exc)
         return True
     if isinstance(exc, WebSocketDisconnect):
+        _forget_traceback(exc)
         return True
     if isinstance(exc, WebSocketClientError):
         code = exc.code
         logger.info("WebSocket %s closed with code %d: %s", scope.get("path", ""), code, exc)
         await _close(session, send, code, _truncate_reason(str(exc)))
+        _forget_traceback(exc)
         return True
     if session is not None:
         if session.application_state is _CONNECTED:
