@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from brillo.applications import Brillo, Starlette
 from brillo.background import BackgroundTask
 from brillo.datastructures import State
-from brillo.exceptions import HTTPException, WebSocketException
+from brillo.exceptions import BrilloDeprecationWarning, HTTPException, WebSocketException
 from brillo.middleware import Middleware
 from brillo.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from brillo.middleware.errors import ServerErrorMiddleware
@@ -393,6 +393,11 @@ def test_default_stack_inlined_and_layered_agree(
     def sync_endpoint(request: Request) -> Response:
         return PlainTextResponse(f"sync {request.method}")
 
+    shared = HTTPException(410, "gone for good")
+
+    async def raise_shared(request: Request) -> Response:
+        raise shared
+
     class Rethrown(Exception):
         pass
 
@@ -425,6 +430,7 @@ def test_default_stack_inlined_and_layered_agree(
             Route("/sync", sync_endpoint),
             Route("/rethrow", rethrow),
             Route("/late", late_failure),
+            Route("/shared", raise_shared),
         ],
         exception_handlers={Teapot: on_teapot, Rethrown: on_rethrown},
     )
@@ -447,6 +453,9 @@ def test_default_stack_inlined_and_layered_agree(
         assert client.get("/sync").text == "sync GET"
         response = client.get("/rethrow")
         assert (response.status_code, response.text) == (409, "handled twice")
+        for _ in range(2):
+            assert client.get("/shared").status_code == 410
+            assert shared.__traceback__ is None  # handled: its traceback is let go
         response = client.get("/slash", follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (
             307,
@@ -468,3 +477,96 @@ def test_default_stack_inlined_and_layered_agree(
     with client_factory(app) as client:
         response = client.get("/nowhere")
         assert (response.status_code, response.text) == (404, "Not Found")
+
+
+# -- subclasses that skip Brillo.__init__ (FastAPI's FastAPI does) ------------------------------
+
+
+class SetsItselfUp(Brillo):
+    """Sets up only what the documented contract asks for, without ``Brillo.__init__``."""
+
+    def __init__(self, routes: list[Any], middleware: list[Middleware] | None = None) -> None:
+        self.router = Router(routes)
+        self.state = State()
+        self.exception_handlers = {}
+        self.user_middleware = list(middleware or [])
+        self.middleware_stack = None
+
+
+@pytest.mark.parametrize("with_middleware", [False, True], ids=["inlined", "layered"])
+def test_subclass_without_parent_init_serves(
+    client_factory: Callable[..., TestClient], with_middleware: bool
+) -> None:
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("ws")
+        await websocket.close()
+
+    log: list[str] = []
+    middleware = [Middleware(Recorder, log, "mw")] if with_middleware else []
+    app = SetsItselfUp([Route("/", homepage), WebSocketRoute("/ws", ws)], middleware)
+    assert app.debug is False
+    assert app.max_body_size is None
+    with client_factory(app) as client:
+        assert client.get("/").text == "home"
+        assert client.get("/missing").status_code == 404
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_text() == "ws"
+    assert log == (["mw", "mw", "mw"] if with_middleware else [])
+    app.debug = True  # the setter works without __init__ too, and drops the built stack
+    assert app.middleware_stack is None
+
+
+# -- generator lifespans (deprecated, still run) ------------------------------------------------
+
+
+def test_async_generator_lifespan_runs_with_a_deprecation_warning(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    steps: list[str] = []
+
+    async def lifespan(app: Brillo) -> AsyncIterator[dict[str, str]]:
+        steps.append("startup")
+        yield {"source": "async generator"}
+        steps.append("shutdown")
+
+    async def source(request: Request) -> Response:
+        return PlainTextResponse(request.state.source)
+
+    with pytest.warns(BrilloDeprecationWarning, match=r"^async generator function lifespans") as w:
+        app = Brillo(routes=[Route("/", source)], lifespan=lifespan)  # type: ignore[arg-type]
+    assert f"lifespan={__name__}.test_async_generator_lifespan" in str(w[0].message)
+    assert "asynccontextmanager" in str(w[0].message)
+    with client_factory(app) as client:
+        assert steps == ["startup"]
+        assert client.get("/").text == "async generator"
+    assert steps == ["startup", "shutdown"]
+
+
+def test_sync_generator_lifespan_runs_with_a_deprecation_warning(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    steps: list[str] = []
+
+    def lifespan(app: Brillo) -> Iterator[None]:
+        steps.append("startup")
+        try:
+            yield
+        finally:
+            steps.append("shutdown")
+
+    with pytest.warns(BrilloDeprecationWarning, match=r"^generator function lifespans"):
+        app = Brillo(routes=[Route("/", homepage)], lifespan=lifespan)  # type: ignore[arg-type]
+    with client_factory(app) as client:
+        assert steps == ["startup"]
+        assert client.get("/").text == "home"
+    assert steps == ["startup", "shutdown"]
+
+
+def test_async_context_manager_lifespan_does_not_warn() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Brillo) -> AsyncIterator[None]:
+        yield
+
+    app = Brillo(lifespan=lifespan)  # the suite turns warnings into errors
+    assert app.router.lifespan_context is lifespan

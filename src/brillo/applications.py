@@ -68,7 +68,19 @@ class Brillo:
       the user middleware; a router, mount or route (or a nested
       :class:`~brillo.middleware.body_limit.RequestBodyLimitMiddleware`) may set its own, and
       the innermost limit wins.
+
+    Subclasses that set themselves up without calling ``Brillo.__init__`` (FastAPI's ``FastAPI``
+    does) must set ``router``, ``state``, ``exception_handlers``, ``user_middleware`` and
+    ``middleware_stack``; everything else has a class-level default or is derived on first use.
     """
+
+    # Class-level defaults for what a subclass that skips ``__init__`` may never set.
+    _debug = False
+    max_body_size: int | None = None
+    middleware_stack: ASGIApp | None = None
+    # The inline plan of ``middleware_stack`` (see ``__call__``): derived, never set up front.
+    _inlined_for: ASGIApp | None = None
+    _inlined: _Plan | None = None
 
     def __init__(
         self: AppType,
@@ -88,9 +100,7 @@ class Brillo:
         )
         self.user_middleware: list[Middleware] = [] if middleware is None else list(middleware)
         self.max_body_size = max_body_size
-        self.middleware_stack: ASGIApp | None = None
-        self._inlined_for: ASGIApp | None = None
-        self._inlined: _Plan | None = None
+        self.middleware_stack = None
 
     @property
     def debug(self) -> bool:

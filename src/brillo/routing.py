@@ -16,6 +16,7 @@ import functools
 import inspect
 import re
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, SupportsIndex, TypeVar
 
@@ -24,7 +25,7 @@ from brillo._utils import get_route_path, is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.convertors import CONVERTOR_TYPES, Convertor
 from brillo.datastructures import URL, URLPath
-from brillo.exceptions import HTTPException
+from brillo.exceptions import BrilloDeprecationWarning, HTTPException
 from brillo.middleware import Middleware
 from brillo.middleware.body_limit import RequestBodyLimitMiddleware
 from brillo.requests import Request
@@ -800,6 +801,43 @@ async def _no_lifespan(app: object) -> AsyncIterator[None]:
     yield None
 
 
+def _lifespan_context(lifespan: Any) -> Lifespan[Any]:
+    """The async context manager factory for a router's ``lifespan`` argument.
+
+    Plain (async or sync) generator functions, which older Starlette versions accepted, still
+    run (startup before the ``yield``, shutdown after it) with a deprecation warning.
+    """
+    if lifespan is None:
+        return _no_lifespan
+    # The warning names the function; it is attributed to this module (stacklevel=1), where
+    # filters written for Starlette's own warning (module "starlette.routing") look for it.
+    where = f"{getattr(lifespan, '__module__', '?')}.{getattr(lifespan, '__qualname__', '?')}"
+    if inspect.isasyncgenfunction(lifespan):
+        warnings.warn(
+            "async generator function lifespans are deprecated, use an "
+            f"@contextlib.asynccontextmanager function instead (lifespan={where})",
+            BrilloDeprecationWarning,
+            stacklevel=1,
+        )
+        return contextlib.asynccontextmanager(lifespan)
+    if inspect.isgeneratorfunction(lifespan):
+        warnings.warn(
+            "generator function lifespans are deprecated, use an "
+            f"@contextlib.asynccontextmanager function instead (lifespan={where})",
+            BrilloDeprecationWarning,
+            stacklevel=1,
+        )
+        sync_context = contextlib.contextmanager(lifespan)
+
+        @contextlib.asynccontextmanager
+        async def lifted(app: Any) -> AsyncIterator[Any]:
+            with sync_context(app) as state:
+                yield state
+
+        return lifted
+    return lifespan  # type: ignore[no-any-return]
+
+
 class Router:
     """A table of routes, itself an ASGI app: dispatches each scope to the first matching route.
 
@@ -825,7 +863,7 @@ class Router:
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
-        self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
+        self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
         self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware, max_body_size)
         # No router middleware: an enclosing layer may call ``_resolve`` itself (two frames
         # fewer per request) instead of ``__call__``.
