@@ -153,6 +153,14 @@ def test_cookies() -> None:
     assert HTTPConnection(http_scope()).cookies == {}
 
 
+def test_cookies_from_several_cookie_headers_are_merged() -> None:
+    # HTTP/2 and HTTP/3 clients may split the Cookie header into one field per cookie.
+    conn = HTTPConnection(
+        with_headers((b"cookie", b"a=1; b=2"), (b"cookie", b"c=3"), (b"cookie", b"a=4"))
+    )
+    assert conn.cookies == {"a": "4", "b": "2", "c": "3"}
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
@@ -251,8 +259,9 @@ def test_url_for_name_is_positional_only() -> None:
 
 
 def test_url_for_outside_an_app() -> None:
-    with pytest.raises(RuntimeError, match="url_for can only be used inside"):
+    with pytest.raises(RuntimeError, match="`url_for` method can only be used inside") as info:
         HTTPConnection(http_scope()).url_for("item")
+    assert 'scope["router"]' in str(info.value)
 
 
 # -- Request ---------------------------------------------------------------------------------------

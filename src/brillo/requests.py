@@ -148,9 +148,15 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
 
     @cached_property
     def cookies(self) -> dict[str, str]:
-        """The cookies from the ``Cookie`` header (malformed pairs tolerated)."""
-        cookie_header = self.headers.get("cookie")
-        return cookie_parser(cookie_header) if cookie_header else {}
+        """The cookies from the ``Cookie`` header (malformed pairs tolerated).
+
+        Several ``Cookie`` header lines (as HTTP/2 and HTTP/3 clients send them) are read as one,
+        joined with ``"; "``; for a name given twice, the later value wins.
+        """
+        values = self.headers.getlist("cookie")
+        if not values:
+            return {}
+        return cookie_parser(values[0] if len(values) == 1 else "; ".join(values))
 
     @cached_property
     def client(self) -> Address | None:
@@ -200,8 +206,9 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
             router = self.scope.get("app")
             if router is None:
                 raise RuntimeError(
-                    "url_for can only be used inside a brillo application or with a router "
-                    '(neither scope["router"] nor scope["app"] is set).'
+                    "The `url_for` method can only be used inside a Starlette application or "
+                    'with a router. Neither scope["router"] nor scope["app"] is set: build the '
+                    "Request inside a brillo application, or set one of them."
                 )
         url_path: URLPath = router.url_path_for(name, **path_params)
         return url_path.make_absolute_url(base_url=self.base_url)
