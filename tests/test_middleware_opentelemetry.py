@@ -75,7 +75,15 @@ def exporter() -> InMemorySpanExporter:
 def app(exporter: InMemorySpanExporter) -> OpenTelemetryMiddleware:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return OpenTelemetryMiddleware(router, tracer_provider=provider, excluded_urls="/health$")
+    return OpenTelemetryMiddleware(
+        router, tracer_provider=provider, excluded_urls="/health$", trace_websockets=True
+    )
+
+
+def make_provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
 
 
 def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
@@ -236,6 +244,72 @@ async def test_websocket_crash(app: Any, exporter: InMemorySpanExporter) -> None
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes is not None
     assert span.attributes["error.type"] == "RuntimeError"
+
+
+@pytest.mark.anyio
+async def test_websockets_untraced_by_default(exporter: InMemorySpanExporter) -> None:
+    app = OpenTelemetryMiddleware(router, tracer_provider=make_provider(exporter))
+    sent = await call_ws(app, ws_scope("/ws/lobby"), [{"type": "websocket.receive", "text": "x"}])
+    assert sent[0]["type"] == "websocket.accept"
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.anyio
+async def test_exclusion_holds_for_nested_instances(exporter: InMemorySpanExporter) -> None:
+    provider = make_provider(exporter)
+    inner = OpenTelemetryMiddleware(router, tracer_provider=provider)
+    outer = OpenTelemetryMiddleware(
+        Router([Mount("/sub", app=inner)]), tracer_provider=provider, excluded_urls="/sub/items/"
+    )
+    assert (await call_http(outer, http_scope("/sub/items/1"))).body == b"item 1"
+    assert exporter.get_finished_spans() == ()
+    # Not excluded: traced once, by the outer instance.
+    await call_http(outer, http_scope("/sub/503"))
+    assert only_span(exporter).name == "GET /sub/503"
+
+
+@pytest.mark.anyio
+async def test_global_provider_configured_after_the_app_is_built(
+    exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace
+
+    # The process-wide provider can be set only once, so the lookup is redirected instead.
+    current: list[trace.TracerProvider] = [trace.ProxyTracerProvider()]
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: current[0])
+    app = OpenTelemetryMiddleware(router)
+    await call_http(app, http_scope("/items/1"))  # not configured yet: nothing recorded
+    current[0] = make_provider(exporter)
+    await call_http(app, http_scope("/items/2"))
+    assert only_span(exporter).name == "GET /items/{id:int}"
+    current[0] = trace.ProxyTracerProvider()  # once configured, the tracer is kept
+    await call_http(app, http_scope("/items/3"))
+    assert len(exporter.get_finished_spans()) == 2
+
+
+async def plain_app(scope: Any, receive: Any, send: Any) -> None:
+    await PlainTextResponse("raw")(scope, receive, send)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("routes", "path", "template"),
+    [
+        ([Mount("/api", app=plain_app)], "/api/x/y", "/api"),
+        ([Mount("/api", routes=[Route("/known", item)])], "/api/missing", "/api"),
+        ([Mount("/org/{org}", app=plain_app)], "/org/acme/x", "/org/{org}"),
+        ([Mount("/v1", routes=[Mount("/files", app=plain_app)])], "/v1/files/a", "/v1/files"),
+    ],
+)
+async def test_span_named_after_mount_when_it_matched_last(
+    exporter: InMemorySpanExporter, routes: list[Any], path: str, template: str
+) -> None:
+    app = OpenTelemetryMiddleware(Router(routes), tracer_provider=make_provider(exporter))
+    await call_http(app, http_scope(path))
+    span = only_span(exporter)
+    assert span.name == f"GET {template}"
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == template
 
 
 @pytest.mark.anyio

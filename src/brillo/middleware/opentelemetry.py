@@ -22,10 +22,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from brillo import __version__
 from brillo._middleware_asgi import request_url
+from brillo.routing import Mount
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["OpenTelemetryMiddleware"]
 
+# Set in the scope while an instance handles (traces or deliberately skips) a connection, so
+# nested instances (in mounted apps) neither trace it again nor trace what was excluded.
 _ACTIVE_KEY = "brillo.opentelemetry"
 _KNOWN_METHODS = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
@@ -41,6 +44,11 @@ def _route_template(scope: Scope, root_path_before: str) -> str | None:
         return None
     root_path: str = scope.get("root_path", "")
     prefix = root_path[len(root_path_before) :] if root_path.startswith(root_path_before) else ""
+    if isinstance(route, Mount) and path:
+        # The mount matched last (its app resolved no route of its own): the prefix ends with
+        # the mount's own matched segments, which its template replaces.
+        for _ in range(path.count("/")):
+            prefix = prefix[: prefix.rfind("/")] if "/" in prefix else ""
     template = prefix + path
     return template or "/"
 
@@ -85,7 +93,7 @@ def _base_attributes(scope: Scope) -> tuple[dict[str, Any], dict[str, list[str]]
 
 
 class OpenTelemetryMiddleware:
-    """Trace requests and WebSocket connections with OpenTelemetry server spans.
+    """Trace requests (and, with ``trace_websockets``, WebSocket connections) with server spans.
 
     **HTTP**: one ``SERVER`` span per request, named ``"{METHOD} {route}"`` once the route is
     known (``"{METHOD}"`` otherwise), with ``http.request.method``, ``url.path``, ``url.scheme``,
@@ -94,7 +102,8 @@ class OpenTelemetryMiddleware:
     ``scope["route"]``) and ``http.response.status_code``. Status 5xx and exceptions mark the
     span as an error (``error.type``). Trace context is extracted from the request headers.
 
-    **WebSocket** (beyond Starlette): one span per connection, named ``"WEBSOCKET {route}"``,
+    **WebSocket** (opt-in with ``trace_websockets=True``, beyond Starlette; otherwise WebSocket
+    connections pass through untraced): one span per connection, named ``"WEBSOCKET {route}"``,
     with events ``websocket.accept`` and ``websocket.close`` (``websocket.close.code``,
     ``websocket.close.reason`` and ``websocket.close.initiator``: ``"server"`` or ``"client"``),
     and ``websocket.messages.sent`` / ``websocket.messages.received`` counts. A refused
@@ -107,9 +116,10 @@ class OpenTelemetryMiddleware:
     ``http.server.request.body.size`` and ``http.server.response.body.size`` (bytes).
 
     ``excluded_urls`` are regular expressions (a sequence, or one comma-separated string)
-    searched in the full URL; matching connections are not traced. ``tracer_provider`` and
-    ``meter_provider`` default to the global providers, which may be configured after the app
-    is built. Nested instances trace a connection once.
+    searched in the full URL; matching connections are not traced, by this instance nor by
+    instances nested below it. ``tracer_provider`` and ``meter_provider`` default to the global
+    providers, which may be configured after the app is built (the tracer is looked up on each
+    request until a configured provider answers). Nested instances trace a connection once.
     """
 
     def __init__(
@@ -121,12 +131,15 @@ class OpenTelemetryMiddleware:
         meter_provider: metrics.MeterProvider | None = None,
         record_active_requests: bool = False,
         record_body_sizes: bool = False,
+        trace_websockets: bool = False,
     ) -> None:
         self.app = app
         if isinstance(excluded_urls, str):
             excluded_urls = [p.strip() for p in excluded_urls.split(",") if p.strip()]
         self._excluded = tuple(re.compile(pattern) for pattern in excluded_urls)
-        self.tracer = trace.get_tracer("brillo", __version__, tracer_provider=tracer_provider)
+        self._traced_types = ("http", "websocket") if trace_websockets else ("http",)
+        self._tracer_provider = tracer_provider
+        self._tracer: trace.Tracer | None = None
         meter = metrics.get_meter("brillo", __version__, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
             "http.server.request.duration",
@@ -153,19 +166,37 @@ class OpenTelemetryMiddleware:
                 description="Size of response bodies.",
             )
 
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The tracer spans come from, resolved on first use.
+
+        Without an explicit ``tracer_provider`` the global one is asked; while it is not yet
+        configured (it hands out proxy tracers) it is asked again on the next request, so an
+        SDK set up after the app was built is picked up.
+        """
+        tracer = self._tracer
+        if tracer is None:
+            provider = self._tracer_provider
+            if provider is None:
+                provider = trace.get_tracer_provider()
+            tracer = provider.get_tracer("brillo", __version__)
+            if not isinstance(tracer, trace.ProxyTracer):
+                self._tracer = tracer
+        return tracer
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Trace HTTP and WebSocket scopes; pass anything else through."""
+        """Trace HTTP (and opted-in WebSocket) scopes; pass anything else through."""
         scope_type = scope["type"]
-        if scope_type not in ("http", "websocket") or scope.get(_ACTIVE_KEY):
+        if scope_type not in self._traced_types or scope.get(_ACTIVE_KEY):
             await self.app(scope, receive, send)
             return
-        if self._excluded:
-            url = request_url(scope)
-            if any(pattern.search(url) for pattern in self._excluded):
-                await self.app(scope, receive, send)
-                return
         scope[_ACTIVE_KEY] = True
         try:
+            if self._excluded:
+                url = request_url(scope)
+                if any(pattern.search(url) for pattern in self._excluded):
+                    await self.app(scope, receive, send)
+                    return
             if scope_type == "http":
                 await self._http(scope, receive, send)
             else:
