@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -69,9 +70,22 @@ async def test_wsgi_exception_propagates() -> None:
 
 @pytest.mark.anyio
 async def test_wsgi_exc_info_replaces_status_before_headers_sent() -> None:
-    result = await call_http(WSGIMiddleware(return_exc_info), http_scope())
-    assert (result.status, result.body) == (500, b"Internal Server Error")
-    assert result.header("x-err") == "1"
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    # The error response goes out complete, then the error is raised for the server to log.
+    with pytest.raises(RuntimeError, match="Something went wrong"):
+        await WSGIMiddleware(return_exc_info)(http_scope(), receive, send)
+    assert [m["type"] for m in sent] == ["http.response.start"] + ["http.response.body"] * 2
+    assert sent[0]["status"] == 500
+    assert (b"x-err", b"1") in sent[0]["headers"]
+    assert b"".join(m["body"] for m in sent[1:]) == b"Internal Server Error"
+    assert sent[-1].get("more_body", False) is False
 
 
 @pytest.mark.anyio
@@ -126,6 +140,7 @@ def test_build_environ() -> None:
         server=("example.com", 8443),
     )
     environ = build_environ(scope, None)
+    assert environ["wsgi.input"].read() == b""
     assert environ["REQUEST_METHOD"] == "GET"
     assert environ["SCRIPT_NAME"] == "/sub"
     assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
@@ -141,3 +156,34 @@ def test_build_environ() -> None:
     assert environ["wsgi.url_scheme"] == "https"
     assert environ["wsgi.version"] == (1, 0)
     assert "HTTP_CONTENT_TYPE" not in environ
+
+
+@pytest.mark.parametrize("body", [b"raw body", bytearray(b"raw body"), io.BytesIO(b"raw body")])
+def test_build_environ_body_is_a_stream(body: Any) -> None:
+    environ = build_environ(http_scope(), body)
+    assert environ["wsgi.input"].read() == b"raw body"
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "script_name", "path_info"),
+    [
+        ("", "/users", "", "/users"),
+        ("/app", "/app", "/app", ""),
+        ("/app", "/app/users", "/app", "/users"),
+        ("/app", "/application", "/app", "/application"),  # not a segment boundary
+        ("/app/", "/app/users", "/app/", "users"),
+        ("/app", "/users", "/app", "/users"),  # path already relative (older ASGI wording)
+    ],
+)
+def test_build_environ_splits_root_path(
+    root_path: str, path: str, script_name: str, path_info: str
+) -> None:
+    environ = build_environ(http_scope(path, root_path=root_path), b"")
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == (script_name, path_info)
+
+
+def test_build_environ_server_port_is_a_native_string() -> None:
+    # PEP 3333: CGI variables are strings; frameworks compare SERVER_PORT with "80"/"443".
+    environ = build_environ(http_scope(scheme="https", server=("example.org", 443)), b"")
+    assert environ["SERVER_PORT"] == "443"
+    assert environ["wsgi.errors"] is sys.stderr

@@ -12,7 +12,6 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from brillo._utils import get_route_path
 from brillo.types import Message, Receive, Scope, Send
 
 __all__ = ["WSGIMiddleware", "build_environ"]
@@ -22,13 +21,36 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+def _path_info(path: str, root_path: str) -> str:
+    """``path`` below ``root_path``: ``SCRIPT_NAME + PATH_INFO`` gives the full path back.
+
+    A prefix counts only on a segment boundary (``/app`` is not a prefix of ``/application``);
+    a ``path`` that does not start with ``root_path`` (servers following the older ASGI wording
+    send it relative) is used as is.
+    """
+    if not root_path:
+        return path
+    if root_path.endswith("/"):
+        return path[len(root_path) :] if path.startswith(root_path) else path
+    if path == root_path or path.startswith(root_path + "/"):
+        return path[len(root_path) :]
+    return path
+
+
 def build_environ(scope: Scope, body: Any) -> dict[str, Any]:
     """The WSGI ``environ`` for an ASGI HTTP ``scope``; ``body`` becomes ``wsgi.input``.
 
-    Text values are "native strings" per PEP 3333: the raw bytes decoded as latin-1.
+    ``body`` is the request body as ``bytes`` (wrapped in a readable stream) or a readable
+    binary stream (used as is); ``None`` is an empty body. Text values are "native strings"
+    per PEP 3333: the raw bytes decoded as latin-1; ``SERVER_PORT`` is a string too.
     """
-    script_name = scope.get("root_path", "").encode("utf-8").decode("latin-1")
-    path_info = get_route_path(scope).encode("utf-8").decode("latin-1")
+    if body is None:
+        body = io.BytesIO()
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        body = io.BytesIO(body)
+    root_path: str = scope.get("root_path", "")
+    script_name = root_path.encode("utf-8").decode("latin-1")
+    path_info = _path_info(scope["path"], root_path).encode("utf-8").decode("latin-1")
     server = scope.get("server") or ("localhost", 80)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": scope["method"],
@@ -135,6 +157,9 @@ class _WSGIResponder:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_sent = False
+        # The error an app reported through start_response(..., exc_info) before the headers
+        # went out: its error response is sent, then the error is raised for the server to log.
+        self.exc_info: ExcInfo | None = None
 
     async def _send(self, message: Message) -> None:
         await self.send(message)
@@ -148,6 +173,7 @@ class _WSGIResponder:
         if exc_info is not None:
             if self.headers_sent:
                 raise exc_info[1].with_traceback(exc_info[2])
+            self.exc_info = exc_info
         elif self.status is not None:
             raise AssertionError("start_response() called twice without exc_info")
         code = status.split(" ", 1)[0]
@@ -192,6 +218,10 @@ class _WSGIResponder:
         if not self.headers_sent:
             self._send_headers()
         anyio.from_thread.run(self._send, {"type": "http.response.body", "body": b""})
+        exc_info = self.exc_info
+        if exc_info is not None:
+            self.exc_info = None  # no reference cycle through the traceback
+            raise exc_info[1].with_traceback(exc_info[2])
 
 
 class WSGIMiddleware:
@@ -200,7 +230,8 @@ class WSGIMiddleware:
     Each request runs the WSGI callable in a worker thread. The request body is streamed to
     ``wsgi.input`` as the app reads it; response chunks are sent as the app yields them
     (headers go out with the first non-empty chunk, per PEP 3333). ``start_response`` accepts
-    ``exc_info`` to replace the status after an error, and re-raises it once headers are sent.
+    ``exc_info`` to replace the status after an error: the error response is sent, then the
+    error is raised so that the server logs it (at once, if the headers were already sent).
     WSGI cannot speak WebSocket: such connections are refused before accept (HTTP 403 on the
     wire). Lifespan events are acknowledged.
     """
