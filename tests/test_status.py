@@ -30,6 +30,7 @@ def test_deprecated_name_warns_and_resolves(name: str) -> None:
     with pytest.warns(BrilloDeprecationWarning, match=f"{name}.*{replacement}") as record:
         value = getattr(status, name)
     assert value == code == getattr(status, replacement)
+    assert str(record[0].message) == f"{name!r} is deprecated. Use {replacement!r} instead."
     # The warning points at the code using the old name.
     assert record[0].filename == __file__
 

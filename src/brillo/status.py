@@ -183,7 +183,7 @@ def __getattr__(name: str) -> int:
     if replacement is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
-        f"{name!r} is deprecated; use {replacement!r} instead.",
+        f"{name!r} is deprecated. Use {replacement!r} instead.",
         BrilloDeprecationWarning,
         stacklevel=2,
     )
