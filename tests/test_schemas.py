@@ -211,3 +211,60 @@ async def test_openapi_response_over_asgi() -> None:
 def test_openapi_response_requires_dict() -> None:
     with pytest.raises(TypeError, match="dict"):
         OpenAPIResponse(["not", "a", "dict"])
+
+
+def search_users(request: Request) -> None:
+    """
+    responses:
+      200:
+        description: Users matching the query in the body.
+    """
+
+
+class SearchEndpoint:
+    def query(self, request: Request) -> None:
+        """
+        responses:
+          200:
+            description: Search results.
+        """
+
+
+query_router = Router(
+    routes=[
+        Route("/users", list_users, methods=["GET"]),
+        Route("/users", search_users, methods=["QUERY"]),
+        Route("/search", SearchEndpoint),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "listed"),
+    [
+        ("3.2.0", True),
+        ("3.2", True),
+        ("3.10.1", True),
+        ("4.0.0", True),
+        ("3.1.2", False),
+        ("3.0.0", False),
+        ("2.0", False),
+        (None, False),
+    ],
+)
+def test_query_operations_need_openapi_3_2(version: str | None, listed: bool) -> None:
+    base: dict[str, Any] = {"info": {"title": "API", "version": "1"}}
+    if version is not None:
+        base["openapi"] = version
+    paths = SchemaGenerator(base).get_schema(query_router.routes)["paths"]
+    assert ("query" in paths.get("/users", {})) is listed
+    assert ("query" in paths.get("/search", {})) is listed
+    assert "get" in paths["/users"]
+    if listed:
+        assert paths["/search"]["query"] == {"responses": {200: {"description": "Search results."}}}
+
+
+def test_get_endpoints_lists_query_operations() -> None:
+    endpoints = schemas.get_endpoints(query_router.routes)
+    assert EndpointInfo("/users", "query", search_users) in endpoints
+    assert [e.http_method for e in endpoints if e.path == "/search"] == ["query"]

@@ -31,7 +31,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 __all__ = ["BaseSchemaGenerator", "EndpointInfo", "OpenAPIResponse", "SchemaGenerator"]
 
-_HTTP_METHODS = ("get", "post", "put", "patch", "delete", "options")
+_HTTP_METHODS = ("get", "post", "put", "patch", "delete", "options", "query")
+_OPENAPI_VERSION = re.compile(r"\s*(\d+)\.(\d+)")
 _CONVERTOR = re.compile(r":\w+}")
 _SEPARATOR = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
 
@@ -76,7 +77,7 @@ class BaseSchemaGenerator:
         Descends into ``Mount`` (prefixing its path) and ``Host`` routes, skips routes with
         ``include_in_schema=False`` and non-HTTP routes, lists one entry per method of function
         endpoints (``HEAD`` excluded, ``GET`` when no methods are given) and one per defined
-        handler method (``get``, ``post``, ...) of ``HTTPEndpoint`` classes.
+        handler method (``get``, ``post``, ..., ``query``) of ``HTTPEndpoint`` classes.
         """
         found: list[EndpointInfo] = []
         for route in routes:
@@ -127,11 +128,19 @@ class BaseSchemaGenerator:
         return OpenAPIResponse(self.get_schema(routes=routes))
 
 
+def _openapi_has_query(version: object) -> bool:
+    """Whether OpenAPI ``version`` (e.g. ``"3.2.0"``) has the ``query`` operation (3.2 on)."""
+    match = _OPENAPI_VERSION.match(version) if isinstance(version, str) else None
+    return match is not None and (int(match[1]), int(match[2])) >= (3, 2)
+
+
 class SchemaGenerator(BaseSchemaGenerator):
     """Merge documented operations into ``base_schema`` under ``paths``.
 
     ``base_schema`` holds the rest of the document, e.g.
-    ``{"openapi": "3.0.0", "info": {"title": "API", "version": "1.0"}}``; it is not modified.
+    ``{"openapi": "3.2.0", "info": {"title": "API", "version": "1.0"}}``; it is not modified.
+    ``QUERY`` operations are listed (as ``query``) only when ``base_schema["openapi"]`` is 3.2
+    or later: earlier versions have no such operation, and a validator would reject it.
     """
 
     def __init__(self, base_schema: dict[str, Any]) -> None:
@@ -144,7 +153,10 @@ class SchemaGenerator(BaseSchemaGenerator):
             path: dict(operations) for path, operations in schema.get("paths", {}).items()
         }
         schema["paths"] = paths
+        with_query = _openapi_has_query(schema.get("openapi"))
         for endpoint in self.get_endpoints(routes):
+            if endpoint.http_method == "query" and not with_query:
+                continue
             operation = self.parse_docstring(endpoint.func)
             if operation:
                 paths.setdefault(endpoint.path, {})[endpoint.http_method] = operation
