@@ -1022,3 +1022,59 @@ async def test_file_response_send_error_propagates_and_closes_the_file(
         await FileResponse(big_file)(make_scope(spec_version=spec_version), receive, send)
     assert info.value is broken
     assert opened_files[0].closed
+
+
+@pytest.mark.parametrize("spec_version", ["2.0", "2.3"])
+@pytest.mark.anyio
+async def test_file_response_with_a_receive_that_never_blocks(
+    data_file: Path, spec_version: str
+) -> None:
+    # A hand-made receive() that answers http.request forever must not make the disconnect
+    # watcher spin (that would starve the event loop and hang the response).
+    calls = 0
+
+    async def receive() -> Message:
+        nonlocal calls
+        calls += 1
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent = Sent()
+
+    async def send(message: Message) -> None:
+        sent.messages.append(message)
+        await anyio.lowlevel.checkpoint()
+
+    response = FileResponse(data_file)
+    response.chunk_size = 10
+    with anyio.fail_after(10):
+        await response(make_scope(spec_version=spec_version), receive, send)
+    assert sent.body == CONTENT
+    assert calls <= 2
+
+
+@pytest.mark.anyio
+async def test_file_response_disconnect_after_an_unread_request_body(data_file: Path) -> None:
+    # The app never read the body: the watcher drains it, then still sees the disconnect.
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.request", "body": b"b", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    bodies: list[bytes] = []
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+            await anyio.lowlevel.checkpoint()
+
+    response = FileResponse(data_file)
+    response.chunk_size = 1
+    with anyio.fail_after(10):
+        await response(make_scope(spec_version="2.3"), receive, send)
+    assert len(b"".join(bodies)) < len(CONTENT)

@@ -304,6 +304,38 @@ async def test_if_none_match_gives_304(site: Path) -> None:
     assert stale.status == 200
 
 
+@pytest.mark.parametrize("value", ['"*"', '"a,*,b"', '"x", "*"', 'W/"*"', '*, "x"'])
+@pytest.mark.anyio
+async def test_star_inside_an_entity_tag_is_not_the_wildcard(site: Path, value: str) -> None:
+    # Only a bare "*" as the whole field means "any"; inside quotes it is part of a tag, and
+    # commas inside quotes do not split the list.
+    sent = await get(
+        StaticFiles(directory=site), "/example.txt", headers=[("if-none-match", value)]
+    )
+    assert sent.status == 200, value
+    assert sent.body == b"hello static"
+
+
+@pytest.mark.parametrize("template", ["{etag}", " \t{etag} ", '"a,b",{etag}', '"x",\tW/{etag}'])
+@pytest.mark.anyio
+async def test_if_none_match_lists_with_quoted_commas(site: Path, template: str) -> None:
+    app = StaticFiles(directory=site)
+    etag = (await get(app, "/example.txt")).header("etag")
+    assert etag is not None
+    value = template.format(etag=etag)
+    sent = await get(app, "/example.txt", headers=[("if-none-match", value)])
+    assert sent.status == 304, value
+
+
+@pytest.mark.parametrize("value", ["*", " \t*\t "])
+@pytest.mark.anyio
+async def test_bare_wildcard_matches(site: Path, value: str) -> None:
+    sent = await get(
+        StaticFiles(directory=site), "/example.txt", headers=[("if-none-match", value)]
+    )
+    assert sent.status == 304
+
+
 @pytest.mark.anyio
 async def test_if_modified_since(site: Path) -> None:
     app = StaticFiles(directory=site)

@@ -512,14 +512,25 @@ class StreamingResponse(Response):
 async def _cancel_on_disconnect(
     receive: Receive, work: Callable[..., Awaitable[None]], *args: Any
 ) -> None:
-    """Run ``work(*args)``, cancelling it quietly once ``receive`` reports ``http.disconnect``."""
+    """Run ``work(*args)``, cancelling it quietly once ``receive`` reports ``http.disconnect``.
+
+    Once the request body has ended, a server's ``receive`` blocks until the disconnect; one
+    that answers with yet another ``http.request`` instead never blocks (a hand-made test
+    ``receive``, say), so watching it would spin: the watcher then stops.
+    """
     try:
         async with anyio.create_task_group() as tg:
 
             async def watch() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tg.cancel_scope.cancel()
+                body_ended = False
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        tg.cancel_scope.cancel()
+                        return
+                    if body_ended:
+                        return
+                    body_ended = not message.get("more_body", False)
 
             tg.start_soon(watch)
             await work(*args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import re
 import stat
 from email.utils import parsedate_to_datetime
 from typing import Union
@@ -21,6 +22,9 @@ from brillo.types import Receive, Scope, Send
 __all__ = ["NotModifiedResponse", "PathLike", "StaticFiles"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# RFC 9110 8.8.3 entity-tag: optional weak prefix, then a quoted opaque tag (no inner quotes).
+_ENTITY_TAG = re.compile(r'(?:W/)?"[^"]*"')
 
 
 class _StaticFilesConfigError(RuntimeError, AssertionError):
@@ -206,20 +210,21 @@ class StaticFiles:
     def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
         """True when ``If-None-Match`` / ``If-Modified-Since`` show the client is up to date.
 
-        ``If-None-Match`` (weak comparison, ``*`` matches) takes precedence; a malformed
-        ``If-Modified-Since`` is ignored.
+        ``If-None-Match`` takes precedence: ``*`` (the whole value) or any listed entity tag
+        equal to the ``ETag`` under weak comparison. Tags are quoted strings, so a comma or
+        ``*`` inside quotes is part of a tag. A malformed ``If-Modified-Since`` is ignored.
         """
         if_none_match = request_headers.get("if-none-match")
         if if_none_match is not None:
             etag = response_headers.get("etag")
             if etag is None:
                 return False
-            etag = etag.removeprefix("W/")
-            for tag in if_none_match.split(","):
-                tag = tag.strip()
-                if tag == "*" or tag.removeprefix("W/") == etag:
-                    return True
-            return False
+            if if_none_match.strip(" \t") == "*":
+                return True
+            opaque = etag.removeprefix("W/")
+            return any(
+                tag.removeprefix("W/") == opaque for tag in _ENTITY_TAG.findall(if_none_match)
+            )
 
         if_modified_since = request_headers.get("if-modified-since")
         last_modified = response_headers.get("last-modified")
