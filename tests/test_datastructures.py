@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import io
 import pickle
+import threading
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
@@ -84,6 +85,16 @@ def test_url_replace_keeps_userinfo_and_ipv6() -> None:
     assert URL("http://[::1]:9/x").replace(port=10) == "http://[::1]:10/x"
 
 
+def test_url_replace_brackets_a_bare_ipv6_hostname() -> None:
+    url = URL("https://[2001:db8::7]:8443/p")
+    assert url.hostname == "2001:db8::7"
+    assert url.replace(hostname=url.hostname) == url
+    assert url.replace(hostname="::1") == "https://[::1]:8443/p"
+    assert url.replace(hostname="[::1]") == "https://[::1]:8443/p"
+    # One colon is a host with a port, not an IPv6 address.
+    assert url.replace(hostname="h:1", port=None) == "https://h:1/p"
+
+
 def test_url_query_param_helpers() -> None:
     url = URL("https://e.com/p?a=1&b=2&a=3&empty=")
     assert url.include_query_params(a="x", c=3) == "https://e.com/p?b=2&empty=&a=x&c=3"
@@ -152,33 +163,140 @@ def test_url_from_scope(overrides: dict[str, Any], expected: str) -> None:
 
 
 def test_url_from_scope_tolerates_bad_bytes() -> None:
+    # A non-ASCII Host header is no host name: the server address is used instead.
     scope = _scope(query_string=b"a=\xff\xfe", headers=[(b"host", b"h\xe9")])
     url = URL(scope=scope)
     assert url.query == "a=ÿþ"
-    assert url.netloc == "hé"
+    assert url.netloc == "example.com"
     utf8 = URL(scope=_scope(query_string="q=é".encode()))
     assert utf8.query == "q=é"
 
 
 @pytest.mark.parametrize(
-    ("host", "hostname", "port"),
+    "host",
     [
-        ("[bad", "bad", None),
-        ("[::1", "::1", None),
-        ("h:abc", "h", None),
-        ("h:99999", "h", None),
-        ("h:", "h", None),
+        "[bad",
+        "[::1",
+        "h:abc",
+        "h:99999",
+        "h:",
+        "evil.com/x.example.com",
+        "evil.com?x.example.com",
+        "evil.com#x.example.com",
+        "user:pw@evil.com",
+        "evil.com\\x",
+        "evil.com x",
+        "evil.com\r\nx",
+        "",
+        "h:00000000080",
+        "[::1]x",
+        "[fe80::1%eth0]",
+        "[V1.x]",
+        "999.1.1.1",
+        "1.2.3",
+        "2130706433",
+        "ex%zzample.com",
+        "example.com%",
+        "h:" + "0" * 5000 + "80",
     ],
 )
-def test_url_hostile_host_header_does_not_crash(host: str, hostname: str, port: None) -> None:
+def test_url_from_scope_ignores_malformed_host_header(host: str) -> None:
     url = URL(scope=_scope(headers=[(b"host", host.encode())], query_string=b"a=1"))
-    assert url.scheme == "http"
+    assert str(url) == "http://example.com/path?a=1"
+    assert url.hostname == "example.com"
+    assert url.path == "/path"
+    assert url.query == "a=1"
+
+
+@pytest.mark.parametrize(
+    ("host", "hostname", "port"),
+    [
+        ("example.org", "example.org", None),
+        ("Example.ORG:8080", "example.org", 8080),
+        ("h:000080", "h", 80),
+        ("h:0", "h", 0),
+        ("h:65535", "h", 65535),
+        ("api_service", "api_service", None),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example", None),
+        ("example.com.", "example.com.", None),
+        ("127.0.0.1:9", "127.0.0.1", 9),
+        ("[::1]", "::1", None),
+        ("[::1]:8000", "::1", 8000),
+        ("[::ffff:192.0.2.1]", "::ffff:192.0.2.1", None),
+        ("[v1.foo]", "v1.foo", None),
+        ("%65xample.com", "%65xample.com", None),
+    ],
+)
+def test_url_from_scope_keeps_well_formed_host_header(
+    host: str, hostname: str, port: int | None
+) -> None:
+    url = URL(scope=_scope(headers=[(b"host", host.encode())]))
     assert url.netloc == host
     assert url.hostname == hostname
     assert url.port == port
-    assert url.path == "/path"
-    assert url.query == "a=1"
-    assert str(url) == f"http://{host}/path?a=1"
+
+
+def test_url_from_scope_with_no_server_and_bad_host_is_relative() -> None:
+    url = URL(scope=_scope(server=None, headers=[(b"host", b"evil.com/x")]))
+    assert str(url) == "/path"
+    assert url.netloc == ""
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        (("::1", 80), "http://[::1]/path"),
+        (("2001:db8::1", 8000), "http://[2001:db8::1]:8000/path"),
+        (("/run/app.sock", None), "/path"),
+    ],
+)
+def test_url_from_scope_server_address(server: tuple[str, int | None], expected: str) -> None:
+    assert str(URL(scope=_scope(server=server))) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "with_host", "expected"),
+    [
+        ("@evil.com", True, "http://example.com/@evil.com"),
+        ("@evil.com", False, "http://example.com/@evil.com"),
+        ("u:p@evil.com/x", True, "http://example.com/u:p@evil.com/x"),
+        ("http://evil.com/x", True, "http://example.com/http://evil.com/x"),
+        ("//evil.com/x", True, "http://example.com//evil.com/x"),
+        ("/a?b#c", True, "http://example.com/a%3Fb%23c"),
+        ("/\\evil.com", True, "http://example.com/%5Cevil.com"),
+    ],
+)
+def test_url_from_scope_path_stays_a_path(path: str, with_host: bool, expected: str) -> None:
+    headers = [(b"host", b"example.com")] if with_host else []
+    url = URL(scope=_scope(path=path, headers=headers))
+    assert str(url) == expected
+    assert url.hostname == "example.com"
+    assert url.query == ""
+    assert url.fragment == ""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("//evil.com/x", "/%2Fevil.com/x"),
+        ("/\\evil.com/x", "/%5Cevil.com/x"),
+        ("@evil.com", "/@evil.com"),
+        ("/a#b", "/a%23b"),
+    ],
+)
+def test_url_from_scope_without_authority_is_never_protocol_relative(
+    path: str, expected: str
+) -> None:
+    url = URL(scope=_scope(path=path, server=None))
+    assert str(url) == expected
+    assert url.netloc == ""
+    assert url.path == expected
+
+
+def test_url_from_scope_query_keeps_hash_out_of_fragment() -> None:
+    url = URL(scope=_scope(query_string=b"a=1#b"))
+    assert url.query == "a=1%23b"
+    assert url.fragment == ""
 
 
 def test_url_lenient_split_of_unparsable_urls() -> None:
@@ -595,6 +713,27 @@ def test_state() -> None:
     assert getattr(shared, "nope", "default") == "default"
 
 
+def test_state_item_access_shares_the_attributes() -> None:
+    backing: dict[str, Any] = {"old": 0}
+    state = State(backing)
+    state["a"] = 1
+    assert state.a == 1
+    state.b = 2
+    assert state["b"] == 2
+    assert "b" in state
+    assert "nope" not in state
+    assert sorted(state) == ["a", "b", "old"]
+    assert len(state) == 3
+    del state["a"]
+    assert backing == {"old": 0, "b": 2}
+    with pytest.raises(KeyError):
+        state["a"]
+    with pytest.raises(KeyError):
+        del state["a"]
+    with pytest.raises(AttributeError):
+        state.a  # noqa: B018
+
+
 @pytest.mark.parametrize(
     "clone", [copy.copy, copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))]
 )
@@ -726,6 +865,52 @@ async def test_form_data_close_closes_files() -> None:
     await form.close()
     assert f1.closed
     assert f2.closed
+
+
+def test_multidict_equality_is_per_key_and_ordered_within_a_key() -> None:
+    with io.BytesIO(b"1") as f1, io.BytesIO(b"2") as f2:
+        first, second = UploadFile(f1, filename="1"), UploadFile(f2, filename="2")
+        form = FormData([("f", first), ("f", second), ("n", "x")])
+        assert form == FormData([("n", "x"), ("f", first), ("f", second)])
+        assert form != FormData([("f", second), ("f", first), ("n", "x")])
+        assert form != FormData([("f", first), ("n", "x")])
+        assert form != FormData([("f", first), ("f", first), ("n", "x")])
+    assert QueryParams("a=1&b=2") == QueryParams("b=2&a=1")
+    assert QueryParams("a=1&a=2") != QueryParams("a=2&a=1")
+    assert MultiDict([("a", 1), ("a", 2)]) != MultiDict([("a", 2), ("a", 1)])
+    assert MultiDict([("a", 1)]) != MultiDict([("b", 1)])
+
+
+class _ThreadRecordingSpool(SpooledTemporaryFile):  # type: ignore[type-arg]
+    """A real spooled file that notes which thread each write ran in."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(max_size=max_size)
+        self.write_threads: list[int] = []
+
+    def write(self, data: Any) -> int:
+        self.write_threads.append(threading.get_ident())
+        return super().write(data)
+
+
+@pytest.mark.anyio
+async def test_upload_file_write_that_rolls_over_runs_in_a_thread() -> None:
+    loop_thread = threading.get_ident()
+    with _ThreadRecordingSpool(max_size=8) as spooled:
+        upload = UploadFile(spooled, size=0)
+        await upload.write(b"1234")  # stays in memory: written on the event loop
+        await upload.write(b"5678")  # exactly max_size: still in memory
+        assert upload._in_memory
+        await upload.write(b"9")  # rolls the file over to disk: a worker thread
+        assert not upload._in_memory
+        await upload.write(b"0")  # on disk: a worker thread
+        assert spooled.write_threads[:2] == [loop_thread, loop_thread]
+        assert loop_thread not in spooled.write_threads[2:]
+        assert len(spooled.write_threads) == 4
+        await upload.seek(0)
+        assert await upload.read() == b"1234567890"
+        assert upload.size == 10
+        await upload.close()
 
 
 def test_form_data_construction() -> None:

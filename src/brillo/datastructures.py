@@ -14,6 +14,8 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 import anyio.to_thread
 
+from brillo._utils import scope_url
+
 __all__ = [
     "URL",
     "Address",
@@ -34,7 +36,6 @@ _KeyType = TypeVar("_KeyType")
 _CovariantValueType = TypeVar("_CovariantValueType", covariant=True)
 _T = TypeVar("_T")
 
-_DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _SECURE_SCHEMES = frozenset(("https", "wss"))
 
 
@@ -43,14 +44,6 @@ class Address(NamedTuple):
 
     host: str
     port: int
-
-
-def _decode_query(raw: bytes) -> str:
-    """Decode a raw query string, UTF-8 first, latin-1 for bytes that are not valid UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
 
 
 def _lenient_split(url: str) -> SplitResult:
@@ -92,34 +85,9 @@ class URL:
 
     @staticmethod
     def _from_scope(scope: Mapping[str, Any]) -> str:
-        scheme: str = scope.get("scheme", "http")
-        server = scope.get("server")
-        path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and not path.startswith(root_path):
-            # Servers that follow older ASGI wording hand over the path without root_path.
-            path = root_path + path
-        query_string: bytes = scope.get("query_string", b"")
-
-        host: str | None = None
-        for key, value in scope.get("headers", ()):
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
-
-        if host is not None:
-            url = f"{scheme}://{host}{path}"
-        elif server is None:
-            url = path
-        else:
-            server_host, port = server
-            if port is None or port == _DEFAULT_PORTS.get(scheme):
-                url = f"{scheme}://{server_host}{path}"
-            else:
-                url = f"{scheme}://{server_host}:{port}{path}"
-        if query_string:
-            url += "?" + _decode_query(query_string)
-        return url
+        # The Host header is used only when well-formed (else scope["server"]), and the path
+        # is escaped so that it cannot leak into the authority, query or fragment.
+        return scope_url(scope)
 
     @property
     def components(self) -> SplitResult:
@@ -201,6 +169,9 @@ class URL:
                 if not hostname.endswith("]"):
                     # Strip any port; an IPv6 literal without port ends with "]".
                     hostname = hostname.rsplit(":", 1)[0]
+            elif hostname.count(":") > 1 and not hostname.startswith("["):
+                # A bare IPv6 address (as .hostname returns it) goes back in brackets.
+                hostname = f"[{hostname}]"
             netloc = hostname
             if port is not None:
                 netloc += f":{port}"
@@ -407,17 +378,27 @@ class ImmutableMultiDict(Mapping[_KeyType, _CovariantValueType]):
         return len(self._dict)
 
     def __eq__(self, other: object) -> bool:
+        # Equal when every key has the same values in the same order; the order of different
+        # keys does not matter. Values are only compared with ==, never ordered (UploadFile).
         if not isinstance(other, self.__class__):
             return False
         if len(self._list) != len(other._list):
             return False
-        try:
-            return sorted(self._list) == sorted(other._list)
-        except TypeError:  # values that do not order, e.g. UploadFile
-            return sorted(self._list, key=repr) == sorted(other._list, key=repr)
+        return _grouped(self._list) == _grouped(other._list)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.multi_items()!r})"
+
+
+def _grouped(items: list[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    groups: dict[Any, list[Any]] = {}
+    for key, value in items:
+        values = groups.get(key)
+        if values is None:
+            groups[key] = [value]
+        else:
+            values.append(value)
+    return groups
 
 
 class MultiDict(ImmutableMultiDict[Any, Any]):
@@ -580,11 +561,22 @@ class UploadFile:
         # A SpooledTemporaryFile flags rollover with ``_rolled``; assume disk for anything else.
         return not getattr(self.file, "_rolled", True)
 
+    def _write_stays_in_memory(self, size: int) -> bool:
+        """Whether writing ``size`` bytes keeps a spooled file in memory (no rollover to disk)."""
+        if not self._in_memory:
+            return False
+        max_size: int = getattr(self.file, "_max_size", 0)
+        return not max_size or self.file.tell() + size <= max_size
+
     async def write(self, data: bytes) -> None:
-        """Append ``data`` to the file (and add its length to ``size`` when known)."""
+        """Append ``data`` to the file (and add its length to ``size`` when known).
+
+        A write that makes a spooled file roll over to disk runs in a worker thread, like every
+        write after it.
+        """
         if self.size is not None:
             self.size += len(data)
-        if self._in_memory:
+        if self._write_stays_in_memory(len(data)):
             self.file.write(data)
         else:
             await anyio.to_thread.run_sync(self.file.write, data)
@@ -825,7 +817,9 @@ class _MissingStateAttribute(AttributeError, KeyError):
 class State:
     """An attribute bag over a dict, e.g. ``app.state`` and ``request.state``.
 
-    A missing attribute raises ``AttributeError`` naming it.
+    ``state.x`` and ``state["x"]`` reach the same entry; ``len()``, iteration (over the names)
+    and ``in`` work as on the dict. A missing attribute raises ``AttributeError`` naming it, a
+    missing item ``KeyError``.
     """
 
     _state: dict[str, Any]
@@ -853,3 +847,21 @@ class State:
             raise _MissingStateAttribute(
                 f"'{self.__class__.__name__}' object has no attribute '{key}'"
             ) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._state[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
