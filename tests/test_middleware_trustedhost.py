@@ -20,7 +20,27 @@ from brillo.middleware.trustedhost import InvalidHostPatternError, TrustedHostMi
         ("example.com.evil.com", 400),
         ("notexample.org", 400),
         ("[::1]:8000", 200),
+        ("[0:0::1]", 200),
         ("[::2]", 400),
+        # Not a host at all, whatever it ends with: rejected, never taken for a subdomain.
+        ("evil.com/x.example.org", 400),
+        ("evil.com?x.example.org", 400),
+        ("evil.com#x.example.org", 400),
+        ("evil.com\\x.example.org", 400),
+        ("evil.com x.example.org", 400),
+        ("evil.com@x.example.org", 400),
+        ("x.example.org@evil.com", 400),
+        ("example.com:evil", 400),
+        ("example.com:", 400),
+        ("example.com:8000:1", 400),
+        ("[::1]evil.example.org", 400),
+        ("[::1]:evil", 400),
+        ("[::1", 400),
+        ("[:::]", 400),
+        ("", 400),
+        # Any port digits: the host decides (the request URL falls back to the server).
+        ("example.com:65536", 200),
+        ("example.com:000080", 200),
     ],
 )
 async def test_http_hosts(host: str, status: int) -> None:
@@ -127,3 +147,38 @@ def test_with_app_and_test_client() -> None:
     with pytest.raises(WebSocketDenialResponse) as info, evil.websocket_connect("/ws"):
         pass
     assert info.value.status_code == 400
+
+
+def test_url_seen_by_the_app_has_the_trusted_host() -> None:
+    # The subdomain check and request.url read the same parsed host: a Host header that
+    # passes the check cannot point request.url at another site.
+    from brillo.applications import Brillo
+    from brillo.middleware import Middleware
+    from brillo.requests import Request
+    from brillo.responses import PlainTextResponse
+    from brillo.routing import Route
+    from brillo.testclient import TestClient
+
+    async def home(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"{request.url.hostname} {request.url.path}")
+
+    app = Brillo(
+        routes=[Route("/", home)],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=["*.example.com"])],
+    )
+    with TestClient(app) as client:
+        ok = client.get("/", headers={"host": "api.example.com"})
+        assert (ok.status_code, ok.text) == (200, "api.example.com /")
+        for host in ("evil.com/x.example.com", "evil.com?x.example.com", "evil.com#.example.com"):
+            response = client.get("/", headers={"host": host})
+            assert (response.status_code, response.text) == (400, "Invalid host header")
+
+
+@pytest.mark.anyio
+async def test_www_redirect_keeps_port_and_escapes_path() -> None:
+    app = TrustedHostMiddleware(hello_app, ["www.example.com"])
+    result = await call_http(app, http_scope("@evil.com", host="Example.com:8443"))
+    assert result.status == 307
+    assert result.header("location") == "http://www.example.com:8443/@evil.com"
+    result = await call_http(app, http_scope("/caf\u00e9 x", host="example.com"))
+    assert result.header("location") == "http://www.example.com/caf%C3%A9%20x"

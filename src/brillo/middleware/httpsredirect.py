@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from brillo._middleware_asgi import DENIAL_EXTENSION, get_header, reject, request_url
+from brillo._middleware_asgi import DENIAL_EXTENSION, reject
+from brillo._utils import location_header, port_number, request_netloc, scope_url, split_host
 from brillo.status import WS_1008_POLICY_VIOLATION
 from brillo.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["HTTPSRedirectMiddleware"]
 
 _SECURE = {"http": "https", "ws": "wss"}
+_TYPES = frozenset(("http", "websocket"))
 
 
-def _strip_default_port(netloc: str) -> str:
-    if netloc.endswith((":80", ":443")) and not netloc.endswith("]"):
-        return netloc.rsplit(":", 1)[0]
-    return netloc
+def _secure_netloc(scope: Scope) -> str:
+    """The host to redirect to, with the port unless it is 80 or 443 (``""``: none known)."""
+    netloc = request_netloc(scope)
+    parts = split_host(netloc) if netloc else None
+    if parts is None:
+        return ""
+    host, port_text = parts
+    port = port_number(port_text) if port_text else None
+    if port is None or port in (80, 443):
+        return host
+    return f"{host}:{port}"
 
 
 class HTTPSRedirectMiddleware:
     """Enforce secure schemes: ``http`` -> ``https`` and ``ws`` -> ``wss``.
 
     HTTP requests get a ``307 Temporary Redirect`` to the same URL on the secure scheme (ports 80
-    and 443 are dropped from the host). A WebSocket handshake on ``ws`` gets the same 307 as a
-    denial response when the server supports the ``websocket.http.response`` extension; otherwise
-    it is closed before accept with 1008 (HTTP 403 on the wire). A request without any host
-    information gets ``400 Invalid host header``.
+    and 443 are dropped from the host). The host comes from the ``Host`` header when it is a
+    well-formed ``host[:port]`` with a port in 0..65535, else from the server address; with
+    neither the answer is ``400 Invalid host header``. A WebSocket handshake on ``ws`` gets the
+    same 307 as a denial response when the server supports the ``websocket.http.response``
+    extension; otherwise it is closed before accept with 1008 (HTTP 403 on the wire).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -36,18 +46,11 @@ class HTTPSRedirectMiddleware:
         if secure is None:
             await self.app(scope, receive, send)
             return
-        raw_host = get_header(scope, b"host")
-        if raw_host is None and scope.get("server") is None:
+        netloc = _secure_netloc(scope)
+        if not netloc:
             await reject(scope, send, 400, "Invalid host header")
             return
-        netloc = raw_host.decode("latin-1") if raw_host is not None else None
-        url = request_url(scope, scheme=secure, netloc=netloc)
-        scheme, rest = url.split("://", 1)
-        host, sep, tail = rest.partition("/")
-        if not host:
-            await reject(scope, send, 400, "Invalid host header")
-            return
-        location = f"{scheme}://{_strip_default_port(host)}{sep}{tail}".encode("latin-1")
+        location = location_header(scope_url(scope, scheme=secure, netloc=netloc))
         headers = [(b"location", location), (b"content-length", b"0")]
         if scope["type"] == "websocket":
             if DENIAL_EXTENSION not in (scope.get("extensions") or {}):
@@ -64,6 +67,3 @@ class HTTPSRedirectMiddleware:
             return
         await send({"type": "http.response.start", "status": 307, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
-
-
-_TYPES = frozenset(("http", "websocket"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from brillo._middleware_asgi import get_header, reject, request_url
+from brillo._middleware_asgi import reject
+from brillo._utils import header_host, host_key, location_header, port_number, scope_url
 from brillo.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ENFORCE_DOMAIN_WILDCARD", "InvalidHostPatternError", "TrustedHostMiddleware"]
@@ -14,16 +15,6 @@ ENFORCE_DOMAIN_WILDCARD = "Domain wildcard patterns must be like '*.example.com'
 
 class InvalidHostPatternError(ValueError, AssertionError):
     """An ``allowed_hosts`` entry uses ``*`` anywhere but as a leading ``*.`` label."""
-
-
-def _host_of(header: str) -> str:
-    """The host part of a Host header value, without the port (IPv6 keeps its brackets)."""
-    if header.startswith("["):
-        end = header.find("]")
-        if end != -1 and (len(header) == end + 1 or header[end + 1] == ":"):
-            return header[: end + 1]
-        return header
-    return header.split(":", 1)[0]
 
 
 class TrustedHostMiddleware:
@@ -55,7 +46,7 @@ class TrustedHostMiddleware:
             if pattern.startswith("*."):
                 suffixes.append(pattern[1:].lower())
             else:
-                exact.add(pattern.lower())
+                exact.add(host_key(pattern))
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
         self.allow_any = "*" in self.allowed_hosts
@@ -71,19 +62,24 @@ class TrustedHostMiddleware:
         if self.allow_any or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        raw = get_header(scope, b"host")
-        host = _host_of(raw.decode("latin-1")).lower() if raw is not None else ""
+        # Only a well-formed "host[:port]" is looked at: "evil.com/x.example.com" is no
+        # subdomain of example.com, it is not a host at all.
+        parsed = header_host(scope)
+        host = host_key(parsed[0]) if parsed is not None else ""
         if host and self._is_allowed(host):
             await self.app(scope, receive, send)
             return
         if (
-            host
+            parsed is not None
             and self.www_redirect
             and scope["type"] == "http"
             and ("www." + host) in self._exact
         ):
-            netloc = "www." + (raw.decode("latin-1") if raw is not None else host)
-            location = request_url(scope, netloc=netloc).encode("latin-1")
+            netloc = "www." + host
+            port = port_number(parsed[1]) if parsed[1] else None
+            if port is not None:
+                netloc += f":{port}"
+            location = location_header(scope_url(scope, netloc=netloc))
             await send(
                 {
                     "type": "http.response.start",
