@@ -23,7 +23,7 @@ from brillo.convertors import (
     register_url_convertor,
 )
 from brillo.requests import Request
-from brillo.responses import JSONResponse
+from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Route, Router, compile_path
 from brillo.testclient import TestClient
 
@@ -106,11 +106,34 @@ def test_float_round_trip() -> None:
 def test_uuid() -> None:
     c = UUIDConvertor()
     value = uuid.UUID("abcdef01-2345-6789-abcd-ef0123456789")
-    assert full(c, str(value))
-    assert not full(c, str(value).upper())
-    assert not full(c, "1234")
-    assert c.convert(str(value)) == value
+    for text in (str(value), str(value).upper(), value.hex, value.hex.upper()):
+        assert full(c, text), text
+        assert c.convert(text) == value
+    for text in (
+        "1234",
+        "abcdef01-23456789-abcd-ef0123456789",  # hyphens: all four or none
+        "abcdef01-2345-6789-abcd-ef012345678",
+        value.hex + "0",
+        "{" + str(value) + "}",
+        "urn:uuid:" + str(value),
+        "abcdef01-2345-6789-abcd-ef012345678g",
+    ):
+        assert not full(c, text), text
     assert c.to_string(value) == str(value)
+
+
+def test_uuid_route_accepts_any_case_and_no_hyphens() -> None:
+    async def endpoint(request: Request) -> Response:
+        value = request.path_params["id"]
+        assert isinstance(value, uuid.UUID)
+        return PlainTextResponse(str(value))
+
+    value = uuid.UUID("00000000-aaaa-ffff-9999-000000000000")
+    client = TestClient(Router([Route("/{id:uuid}", endpoint)]))
+    for text in (str(value), str(value).upper(), value.hex, value.hex.upper()):
+        response = client.get(f"/{text}")
+        assert (response.status_code, response.text) == (200, str(value))
+    assert client.get("/not-a-uuid").status_code == 404
 
 
 class DateConvertor(Convertor[str]):

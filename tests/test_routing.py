@@ -89,6 +89,24 @@ def test_compile_host_ignores_port() -> None:
     assert list(convertors) == ["sub"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "matching", "not_matching"),
+    [
+        ("[::1]", "[::1]", "["),
+        ("[::1]:8000", "[::1]", "[::1]:8000"),
+        ("[2001:db8::1]", "[2001:db8::1]", "[2001"),
+        ("example.org:", "example.org", "example.org:"),
+    ],
+)
+def test_compile_host_keeps_ipv6_literals_whole(
+    pattern: str, matching: str, not_matching: str
+) -> None:
+    regex, fmt, _ = compile_path(pattern)
+    assert fmt == pattern
+    assert regex.match(matching) is not None
+    assert regex.match(not_matching) is None
+
+
 def test_compile_path_duplicated_params() -> None:
     with pytest.raises(ValueError, match="Duplicated param name id at path /{id}/{id}"):
         compile_path("/{id}/{id}")
@@ -473,8 +491,8 @@ def test_mount_under_server_root_path(client_factory: Callable[..., TestClient])
 
     app = Brillo(routes=[Mount("/sub", routes=[Route("/x", info)])])
     with client_factory(app, root_path="/prefix") as client:
-        # The client prefixes the root path, as a proxy stripping nothing would.
-        assert client.get("/sub/x").json() == {
+        # The path includes the root path, as a proxy stripping nothing sends it.
+        assert client.get("/prefix/sub/x").json() == {
             "root": "/prefix/sub",
             "url": "http://testserver/prefix/sub/x",
         }
@@ -568,6 +586,58 @@ def test_host_port_is_ignored(client_factory: Callable[..., TestClient]) -> None
     app = Router([Host("api.example.org", Router([Route("/", text("api"))]))])
     with client_factory(app, base_url="http://api.example.org:8080") as client:
         assert client.get("/").text == "api"
+        for host in ("api.example.org:000080", "api.example.org:65536", "api.example.org:0"):
+            assert client.get("/", headers={"host": host}).text == "api"
+
+
+def _host_app() -> Router:
+    return Router(
+        [
+            Host("{sub}.Example.org", Router([Route("/", echo_params)]), name="sub"),
+            Host("[::1]", PlainTextResponse("loopback")),
+            Host("[v1.foo]", PlainTextResponse("future")),
+            Route("/", text("fallback")),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("API.example.ORG", '{"sub":"api"}'),
+        ("api.example.org:8000", '{"sub":"api"}'),
+        ("[::1]", "loopback"),
+        ("[::1]:8000", "loopback"),
+        ("[0:0::1]", "loopback"),
+        ("[v1.foo]", "future"),
+        # Not well-formed hosts: no Host route matches them.
+        ("api.example.org:evil", "fallback"),
+        ("api.example.org:", "fallback"),
+        ("evil.com/x.example.org", "fallback"),
+        ("evil.com?.example.org", "fallback"),
+        ("evil.com#.example.org", "fallback"),
+        ("user@api.example.org", "fallback"),
+        ("[::1]evil.example.org", "fallback"),
+        ("[:::]", "fallback"),
+        ("[::1", "fallback"),
+        ("[::2]", "fallback"),
+        ("[::ffff:999.1.1.1]", "fallback"),
+        ("[V1.foo]", "fallback"),
+        ("api .example.org", "fallback"),
+    ],
+)
+def test_host_routing_parses_the_host_header(
+    client_factory: Callable[..., TestClient], host: str, expected: str
+) -> None:
+    with client_factory(_host_app()) as client:
+        assert client.get("/", headers={"host": host}).text == expected
+
+
+def test_host_and_mount_repr_show_an_unnamed_route_as_empty_name() -> None:
+    app = Router([])
+    assert repr(Mount("/m", app=app)) == f"Mount(path='/m', name='', app={app!r})"
+    assert repr(Mount("/m", app=app, name="n")) == f"Mount(path='/m', name='n', app={app!r})"
+    assert repr(Host("e.com", app=app)) == f"Host(host='e.com', name='', app={app!r})"
 
 
 # -- url_path_for ------------------------------------------------------------------------------
@@ -612,6 +682,143 @@ def test_url_path_for_invalid_value() -> None:
 def test_url_path_for_unnamed_mount_children() -> None:
     router = Router([Mount("/api", routes=[Route("/ping", homepage, name="ping")])])
     assert router.url_path_for("ping") == "/api/ping"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/evil.com/a", "/%2Fevil.com/a"),
+        ("\\evil.com/a", "/%5Cevil.com/a"),
+        ("/\\evil.com", "/%2F%5Cevil.com"),
+        ("a/b", "/a/b"),
+        ("a//b", "/a//b"),
+    ],
+)
+def test_url_path_for_is_never_protocol_relative(value: str, expected: str) -> None:
+    # "//evil.com/a" or "/\\evil.com" in a link or a Location header is another site.
+    router = Router(
+        [
+            Route("/{rest:path}", homepage, name="page"),
+            WebSocketRoute("/{rest:path}", homepage, name="socket"),
+            Mount("", app=Router([]), name="files"),
+            Mount("", routes=[Route("/{rest:path}", homepage, name="inner")], name="m"),
+            Host("e.com", Router([]), name="site"),
+        ]
+    )
+    assert router.url_path_for("page", rest=value) == expected
+    assert router.url_path_for("socket", rest=value) == expected
+    assert router.url_path_for("m:inner", rest=value) == expected
+    assert router.url_path_for("site", path="/" + value) == expected
+    assert not router.url_path_for("files", path=value).startswith("//")
+
+
+def test_url_for_with_slashes_in_a_value_stays_on_this_host(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    # An app redirecting to url_for(...).path with a user-chosen value: "/%2Fevil.com" is a
+    # path on this site, where "//evil.com" would send the browser to evil.com.
+    async def go(request: Request) -> Response:
+        target = request.url_for("page", rest=request.query_params["to"])
+        return RedirectResponse(target.path, status_code=302)
+
+    app = Brillo(routes=[Route("/go", go), Route("/{rest:path}", homepage, name="page")])
+    with client_factory(app) as client:
+        response = client.get("/go", params={"to": "/evil.com"}, follow_redirects=False)
+        assert response.headers["location"] == "/%2Fevil.com"
+        response = client.get("/go", params={"to": "\\evil.com"}, follow_redirects=False)
+        assert response.headers["location"] == "/%5Cevil.com"
+
+
+def test_url_path_for_keeps_values_that_look_like_slots() -> None:
+    route = Route("/{a}/{b}", homepage, name="r")
+    assert route.url_path_for("r", a="{b}", b="1") == "/{b}/1"
+    assert route.url_path_for("r", a="{a}", b="{a}") == "/{a}/{a}"
+    host = Host("{sub}.e.com", Router([Route("/", homepage, name="home")]), name="h")
+    url = host.url_path_for("h:home", sub="{sub}")
+    assert url.host == "{sub}.e.com"
+
+
+def test_url_path_for_mount_keeps_missing_params() -> None:
+    mount = Mount("/{tenant}/{area}", routes=[Route("/users/{id}", homepage, name="users")])
+    assert mount.url_path_for("users", id="7") == "/{tenant}/{area}/users/7"
+    assert mount.url_path_for("users", id="7", area="x") == "/{tenant}/x/users/7"
+    with pytest.raises(NoMatchFound):
+        mount.url_path_for("users")  # the route's own parameter is still required
+
+
+@pytest.mark.anyio
+async def test_redirect_slashes_never_redirects_off_site() -> None:
+    app = Router([Route("/{rest:path}/", homepage)])
+
+    async def location(path: str) -> str:
+        # No Host header and no server address: the redirect can only be a path.
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "root_path": "",
+            "query_string": b"",
+            "headers": [],
+        }
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 307
+        return dict(sent[0]["headers"])[b"location"].decode()
+
+    assert await location("//evil.com") == "/%2Fevil.com/"
+    assert await location("/\\evil.com") == "/%5Cevil.com/"
+    assert await location("/a/b") == "/a/b/"
+
+
+def test_route_subclass_without_route_init_answers_405(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    # FastAPI's APIRoute sets up its own attributes and never calls Route.__init__.
+    class OwnRoute(Route):
+        def __init__(self, path: str, endpoint: Callable[..., Any]) -> None:
+            self.path = path
+            self.endpoint = endpoint
+            self.name = "own"
+            self.methods = {"POST"}
+            self.app = endpoint
+            self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            return super().matches(scope)
+
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("posted")(scope, receive, send)
+
+    for app in (Router([OwnRoute("/x", raw)]), Brillo(routes=[OwnRoute("/x", raw)])):
+        with client_factory(app) as client:
+            assert client.post("/x").text == "posted"
+            response = client.get("/x")
+            assert response.status_code == 405
+            assert response.headers["allow"] == "POST"
+
+
+def test_router_subclass_without_router_init_routes(
+    client_factory: Callable[..., TestClient],
+) -> None:
+    class OwnRouter(Router):
+        def __init__(self, routes: list[BaseRoute]) -> None:
+            self.routes = routes
+            self.redirect_slashes = False
+            self.default = self.not_found
+            self.middleware_stack = self.app
+
+    app = Brillo(routes=[Mount("/m", app=OwnRouter([Route("/x", text("x"))]))])
+    with client_factory(app) as client:
+        assert client.get("/m/x").text == "x"
+        assert client.get("/m/y").status_code == 404
 
 
 # -- route table changes -----------------------------------------------------------------------
@@ -1125,9 +1332,9 @@ def test_url_path_for_mount_and_host_mismatches() -> None:
     assert router.url_path_for("m", tenant="t", path="/p/q") == "/m/t/p/q"
     url = router.url_path_for("h:x", sub="api", id=2)
     assert (url, url.host) == ("/x/2", "api.example.org")
-    with pytest.raises(NoMatchFound):
-        router.url_path_for("m:x", id=1)  # tenant missing
-    with pytest.raises(NoMatchFound):
+    # A mount parameter without a value keeps its slot (as in Starlette) ...
+    assert router.url_path_for("m:x", id=1) == "/m/{tenant}/x/1"
+    with pytest.raises(NoMatchFound):  # ... but the mount's own name needs all of them
         router.url_path_for("m", path="/p")  # tenant missing
     with pytest.raises(NoMatchFound):
         router.url_path_for("m:nothing", tenant="t")

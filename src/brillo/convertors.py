@@ -122,9 +122,15 @@ class FloatConvertor(Convertor[float]):
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its canonical lower-case, hyphenated form."""
+    """A UUID: 32 hex digits of either case, hyphenated 8-4-4-4-12 or not hyphenated at all.
 
-    regex = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    URLs are built with the canonical lower-case, hyphenated form.
+    """
+
+    regex = (
+        "(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+        "|[0-9a-fA-F]{32})"
+    )
 
     def convert(self, value: str) -> uuid.UUID:
         """Parse the text as a :class:`uuid.UUID`."""

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from typing import Any, SupportsIndex, TypeVar
 
 from brillo._exception_handler import ResponseTracker, answer_http_error, websocket_error
-from brillo._utils import get_route_path, is_async_callable
+from brillo._utils import get_route_path, header_host, host_key, is_async_callable
 from brillo.concurrency import run_in_threadpool
 from brillo.convertors import CONVERTOR_TYPES, Convertor
 from brillo.datastructures import URL, URLPath
@@ -140,19 +140,47 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
 
 # -- paths ------------------------------------------------------------------------------------
 
+_HOST_PORT_SUFFIX = re.compile(r":[0-9]*\Z")
 PARAM_REGEX = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?}")
+
+
+_SLOT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
 
 def replace_params(
     path: str, param_convertors: dict[str, Convertor[Any]], path_params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    """Fill the ``{name}`` slots of ``path``; return it with the params that had no slot."""
-    for key, value in list(path_params.items()):
-        slot = "{" + key + "}"
-        if slot in path:
-            path = path.replace(slot, param_convertors[key].to_string(value))
-            path_params.pop(key)
+    """Fill the ``{name}`` slots of ``path``; return it with the params that had no slot.
+
+    Every slot is filled in one pass, so a value that looks like a slot (``"{id}"``) stays as
+    it is. A slot without a value is left in place. The params used are removed from
+    ``path_params``, which is returned.
+    """
+    if "{" not in path:
+        return path, path_params
+    used: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in path_params:
+            return match.group(0)
+        used.append(key)
+        return param_convertors[key].to_string(path_params[key])
+
+    path = _SLOT.sub(fill, path)
+    for key in used:
+        path_params.pop(key, None)
     return path, path_params
+
+
+def _safe_url_path(path: str) -> str:
+    """A built URL path that no browser reads as another host: ``\\`` and a leading ``//``
+    (``/\\evil.com`` or ``//evil.com`` would both be protocol-relative) are percent-encoded."""
+    if "\\" in path:
+        path = path.replace("\\", "%5C")
+    if path.startswith("//"):
+        path = "/%2F" + path[2:]
+    return path
 
 
 class InvalidPathError(ValueError, AssertionError):
@@ -201,7 +229,8 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         ending = "s" if len(duplicated) > 1 else ""
         raise InvalidPathError(f"Duplicated param name{ending} {names} at path {path}")
     if is_host:
-        regex += re.escape(path[idx:].split(":")[0]) + "$"
+        # Drop a ":port" suffix (not the colons of an IPv6 literal such as "[::1]").
+        regex += re.escape(_HOST_PORT_SUFFIX.sub("", path[idx:])) + "$"
     else:
         regex += re.escape(path[idx:]) + "$"
     path_format += path[idx:]
@@ -322,7 +351,6 @@ class Route(BaseRoute):
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
                 self.methods.add("HEAD")
-        self._allow = ", ".join(sorted(self.methods)) if self.methods else ""
 
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
@@ -345,12 +373,13 @@ class Route(BaseRoute):
             raise NoMatchFound(name, path_params)
         path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
         assert not remaining
-        return URLPath(path=path, protocol="http")
+        return URLPath(path=_safe_url_path(path), protocol="http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 405 (with ``Allow``) for a wrong method, else run the endpoint."""
         if self.methods and scope["method"] not in self.methods:
-            headers = {"Allow": self._allow}
+            # Built here, not in __init__: subclasses such as FastAPI's APIRoute skip it.
+            headers = {"Allow": ", ".join(sorted(self.methods))}
             if "app" in scope:
                 raise HTTPException(status_code=405, headers=headers)
             response = PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
@@ -415,7 +444,7 @@ class WebSocketRoute(BaseRoute):
             raise NoMatchFound(name, path_params)
         path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
         assert not remaining
-        return URLPath(path=path, protocol="websocket")
+        return URLPath(path=_safe_url_path(path), protocol="websocket")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the endpoint."""
@@ -472,7 +501,7 @@ class Mount(BaseRoute):
     @property
     def routes(self) -> list[BaseRoute]:
         """The routes of the mounted router (empty for an app that has none)."""
-        return getattr(self._base_app, "routes", [])
+        return getattr(getattr(self, "_base_app", self.app), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """FULL for an HTTP or WebSocket scope whose path is under this mount's prefix."""
@@ -507,10 +536,9 @@ class Mount(BaseRoute):
             path_params["path"] = str(path_params["path"]).lstrip("/")
             path, remaining = replace_params(self.path_format, self.param_convertors, path_params)
             if not remaining:
-                return URLPath(path=path)
-        elif (self.name is None or name.startswith(self.name + ":")) and all(
-            key == "path" or key in path_params for key in self.param_convertors
-        ):
+                return URLPath(path=_safe_url_path(path))
+        elif self.name is None or name.startswith(self.name + ":"):
+            # A mount parameter without a value keeps its "{name}" slot in the result.
             remaining_name = name if self.name is None else name[len(self.name) + 1 :]
             path_kwarg = path_params.get("path")
             path_params["path"] = ""
@@ -521,7 +549,8 @@ class Mount(BaseRoute):
                 remaining_params["path"] = path_kwarg
             url = _child_url_path(self.routes, remaining_name, remaining_params)
             if url is not None:
-                return URLPath(path=prefix.rstrip("/") + str(url), protocol=url.protocol)
+                path = _safe_url_path(prefix.rstrip("/") + str(url))
+                return URLPath(path=path, protocol=url.protocol)
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -534,7 +563,8 @@ class Mount(BaseRoute):
     __hash__ = BaseRoute.__hash__
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path!r}, name={self.name!r}, app={self.app!r})"
+        name = self.name or ""
+        return f"{type(self).__name__}(path={self.path!r}, name={name!r}, app={self.app!r})"
 
 
 def _child_url_path(
@@ -549,23 +579,22 @@ def _child_url_path(
     return None
 
 
-def _host_header(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host: str = value.decode("latin-1")
-            return host.split(":")[0]
-    return ""
-
-
 class Host(BaseRoute):
-    """Serve requests whose ``Host`` header matches ``host`` (which may have ``{params}``)."""
+    """Serve requests whose ``Host`` header matches ``host`` (which may have ``{params}``).
+
+    Host names match case-insensitively (parameters get the lower-case text); any port, in the
+    pattern or the header, is ignored. IPv6 hosts are written bracketed and compressed
+    (``"[::1]"``). A malformed Host header (see :func:`brillo._utils.split_host`) matches no
+    Host route.
+    """
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         assert not host.startswith("/"), "Host must not start with '/'"
         self.host = host
         self.app = app
         self.name = name
-        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
+        regex, self.host_format, self.param_convertors = compile_path(host)
+        self.host_regex = re.compile(regex.pattern, re.IGNORECASE)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -576,7 +605,10 @@ class Host(BaseRoute):
         """FULL for an HTTP or WebSocket scope whose ``Host`` header matches."""
         if scope["type"] not in ("http", "websocket"):
             return _NONE, {}
-        match = self.host_regex.match(_host_header(scope))
+        parsed = header_host(scope)
+        if parsed is None:
+            return _NONE, {}
+        match = self.host_regex.match(host_key(parsed[0]))
         if match is None:
             return _NONE, {}
         path_params = dict(scope.get("path_params") or ())
@@ -593,7 +625,7 @@ class Host(BaseRoute):
             path = str(path_params.pop("path"))
             host, remaining = replace_params(self.host_format, self.param_convertors, path_params)
             if not remaining:
-                return URLPath(path=path, host=host)
+                return URLPath(path=_safe_url_path(path), host=host)
         elif (self.name is None or name.startswith(self.name + ":")) and all(
             key in path_params for key in self.param_convertors
         ):
@@ -603,7 +635,7 @@ class Host(BaseRoute):
             )
             url = _child_url_path(self.routes, remaining_name, remaining_params)
             if url is not None:
-                return URLPath(path=str(url), protocol=url.protocol, host=host)
+                return URLPath(path=_safe_url_path(str(url)), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -616,7 +648,8 @@ class Host(BaseRoute):
     __hash__ = BaseRoute.__hash__
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(host={self.host!r}, name={self.name!r}, app={self.app!r})"
+        name = self.name or ""
+        return f"{type(self).__name__}(host={self.host!r}, name={name!r}, app={self.app!r})"
 
 
 # -- the route index --------------------------------------------------------------------------
@@ -849,6 +882,10 @@ class Router:
     that middleware; a limit set on a mount or route wins).
     """
 
+    # Class-level defaults: a subclass that skips __init__ but sets ``routes`` still routes.
+    _index: _Index | None = None
+    _direct: bool = False
+
     def __init__(
         self,
         routes: Sequence[BaseRoute] | None = None,
@@ -859,7 +896,7 @@ class Router:
         middleware: Sequence[Middleware] | None = None,
         max_body_size: int | None = None,
     ) -> None:
-        self._index: _Index | None = None
+        self._index = None
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
