@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import codecs
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
 from brillo.datastructures import FormData, Headers, UploadFile
+from brillo.exceptions import BrilloDeprecationWarning, StarletteDeprecationWarning
 from brillo.formparsers import (
+    FormMessage,
     FormParser,
     MultiPartException,
     MultiPartParser,
@@ -251,9 +255,7 @@ async def test_multipart_field_too_big_default_limit() -> None:
     parser = MultiPartParser(mp_headers(), chunks(body))
     with pytest.raises(MultiPartException) as info:
         await parser.parse()
-    assert info.value.message == (
-        "Part 'big' exceeded the maximum size of 1048576 bytes for a non-file field."
-    )
+    assert info.value.message == "Part exceeded maximum size of 1024KB."
     assert str(info.value) == info.value.message
     assert parser._files
     assert all(upload.file.closed for upload in parser._files)
@@ -320,12 +322,8 @@ async def test_multipart_limits_exactly_reached_are_fine() -> None:
         (Headers({"content-type": "text/plain; boundary=x"}), "Expected a multipart/form-data"),
         (Headers(), "Expected a multipart/form-data"),
         (
-            Headers({"content-type": "multipart/form-data; boundary=x; charset=nope"}),
-            "Unknown charset 'nope'",
-        ),
-        (
             Headers({"content-type": "multipart/form-data; boundary=" + "x" * 300}),
-            "Invalid multipart boundary",
+            "^Invalid multipart data.$",
         ),
     ],
 )
@@ -346,7 +344,7 @@ async def test_multipart_bad_content_type(headers: Headers, message: str) -> Non
             multipart_body([b"Content-Type: text/plain\r\n\r\nv"]),
             "A multipart part has no Content-Disposition header.",
         ),
-        (b"this is not multipart at all", "Malformed multipart body"),
+        (b"this is not multipart at all", "Invalid multipart data."),
         (
             f"--{BOUNDARY}\r\n".encode() + part("a", b"truncated"),
             "Incomplete multipart body: the closing boundary is missing.",
@@ -357,7 +355,7 @@ async def test_multipart_bad_content_type(headers: Headers, message: str) -> Non
             + b"h" * 10_000
             + b"\r\n\r\nv\r\n"
             + f"--{BOUNDARY}--\r\n".encode(),
-            "Malformed multipart body",
+            "Invalid multipart data.",
         ),
     ],
 )
@@ -479,4 +477,86 @@ def test_request_form_end_to_end() -> None:
             "/", data={"big": "x" * 100}, files={"doc": ("a.txt", b"1", "text/plain")}
         )
         assert response.status_code == 400
-        assert "exceeded the maximum size of 64 bytes" in response.text
+        assert response.text == "Part exceeded maximum size of 64 bytes."
+
+
+# ------------------------------------------------------------------- messages, charset, deprecation
+
+
+@pytest.mark.parametrize(
+    ("limit", "text"), [(1024 * 1024, "1024KB"), (10 * 1024, "10KB"), (1500, "1500 bytes")]
+)
+@pytest.mark.anyio
+async def test_size_limit_messages(limit: int, text: str) -> None:
+    # Starlette's wording (the client sees it in the 400); a limit that is not whole KiB is
+    # given in bytes rather than rounded down.
+    with pytest.raises(MultiPartException) as info:
+        await FormParser(Headers(), chunks(b"k=" + b"v" * (limit + 1)), max_part_size=limit).parse()
+    assert info.value.message == f"Field exceeded maximum size of {text}."
+    with pytest.raises(MultiPartException) as info:
+        await FormParser(Headers(), chunks(b"k" * (limit + 1) + b"=v"), max_part_size=limit).parse()
+    assert info.value.message == f"Field exceeded maximum size of {text}."
+    body = multipart_body([part("big", b"x" * (limit + 1))])
+    with pytest.raises(MultiPartException) as info:
+        await parse_multipart(body, max_part_size=limit)
+    assert info.value.message == f"Part exceeded maximum size of {text}."
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (mp_headers("b" * 257), multipart_body([part("a", b"1")], "b" * 257)),
+        (
+            mp_headers(),
+            multipart_body(
+                [b'Content-Disposition: form-data; name="a"\r\n' + b"X-H: v\r\n" * 20 + b"\r\nv"]
+            ),
+        ),
+        (mp_headers(), b"garbage without any boundary"),
+    ],
+)
+@pytest.mark.anyio
+async def test_parser_rejections_say_invalid_multipart_data_and_keep_the_cause(
+    headers: Headers, body: bytes
+) -> None:
+    with pytest.raises(MultiPartException) as info:
+        await MultiPartParser(headers, chunks(body)).parse()
+    assert info.value.message == "Invalid multipart data."
+    # the parser's own explanation stays available to the server (logs, debugging)
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("charset", ["no-such-charset", "base64", "rot13"])
+@pytest.mark.anyio
+async def test_unknown_or_non_text_charset_falls_back_to_utf8(charset: str) -> None:
+    body = multipart_body([part("u", "żółw".encode()), part("l", b"\xe9t\xe9")])
+    form = await parse_multipart(body, headers=mp_headers(extra=f"; charset={charset}"))
+    assert form.multi_items() == [("u", "żółw"), ("l", "été")]  # then latin-1 for non-UTF-8
+
+
+@pytest.mark.anyio
+async def test_charset_is_resolved_once_per_body() -> None:
+    searches: list[str] = []
+
+    def search(name: str) -> None:
+        if name.startswith("brillo_probe"):
+            searches.append(name)
+        return None
+
+    body = multipart_body([part(f"f{i}", b"v") for i in range(5)])
+    codecs.register(search)
+    try:
+        form = await parse_multipart(body, headers=mp_headers(extra="; charset=brillo_probe"))
+    finally:
+        codecs.unregister(search)
+    assert len(form) == 5
+    assert searches == ["brillo_probe"]
+
+
+def test_form_message_is_deprecated() -> None:
+    assert StarletteDeprecationWarning is BrilloDeprecationWarning
+    with pytest.warns(BrilloDeprecationWarning, match="`FormMessage` is deprecated"):
+        assert FormMessage(1) is FormMessage.FIELD_START
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [m.value for m in FormMessage] == [1, 2, 3, 4, 5]  # importing/listing is quiet

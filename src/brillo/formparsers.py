@@ -8,7 +8,9 @@ Multipart parsing needs the ``python-multipart`` package.
 
 from __future__ import annotations
 
+import enum
 import re
+import warnings
 from collections.abc import AsyncIterator
 from importlib import import_module
 from tempfile import SpooledTemporaryFile
@@ -18,6 +20,7 @@ from urllib.parse import unquote_plus, unquote_to_bytes
 import anyio
 
 from brillo.datastructures import FormData, Headers, UploadFile
+from brillo.exceptions import BrilloDeprecationWarning
 
 if TYPE_CHECKING:
     import python_multipart as multipart
@@ -58,11 +61,56 @@ _MISSING_MULTIPART = (
 
 
 class MultiPartException(Exception):
-    """A form body could not be parsed, or broke a limit. ``message`` says why."""
+    """A form body could not be parsed, or broke a limit. ``message`` says why.
+
+    The message is what the client gets in the ``400`` response, in Starlette's words; when
+    python-multipart rejected the body, its own error (with the details) is the ``__cause__``.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+_INVALID_MULTIPART = "Invalid multipart data."
+
+
+def _size_text(size: int) -> str:
+    """A size limit as Starlette words it (``1024KB``), or in bytes if not whole kibibytes."""
+    return f"{size // 1024}KB" if size % 1024 == 0 else f"{size} bytes"
+
+
+def _resolve_charset(charset: str) -> str:
+    """``charset`` if Python has a text codec for it, else ``utf-8`` (looked up once)."""
+    try:
+        "".encode(charset)
+    except LookupError:  # unknown, or not a text encoding (base64, rot13, ...)
+        return "utf-8"
+    return charset
+
+
+class _DeprecatedEnumType(enum.EnumMeta):
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"`{cls.__name__}` is deprecated and will be removed in a future version; "
+            "brillo's form parsers do not use it.",
+            BrilloDeprecationWarning,
+            stacklevel=2,
+        )
+        return super().__call__(*args, **kwargs)
+
+
+class FormMessage(enum.Enum, metaclass=_DeprecatedEnumType):
+    """Deprecated (as in Starlette 1.10): event kinds of an old urlencoded parser, unused.
+
+    Looking a member up by value (``FormMessage(1)``) emits ``BrilloDeprecationWarning``.
+    """
+
+    FIELD_START = 1
+    FIELD_NAME = 2
+    FIELD_DATA = 3
+    FIELD_END = 4
+    END = 5
 
 
 # ``; name="value"`` or ``; name=token`` parameters of a header such as Content-Disposition.
@@ -147,7 +195,7 @@ class FormParser:
     def _check_size(self, buffer: bytearray) -> None:
         if self.max_part_size is not None and len(buffer) > self.max_part_size:
             raise MultiPartException(
-                f"Form field exceeded the maximum size of {self.max_part_size} bytes."
+                f"Field exceeded maximum size of {_size_text(self.max_part_size)}."
             )
 
     def on_field_start(self) -> None:
@@ -270,8 +318,7 @@ class MultiPartParser:
             part.data += data[start:end]
             if len(part.data) > self.max_part_size:
                 raise MultiPartException(
-                    f"Part {part.name!r} exceeded the maximum size of "
-                    f"{self.max_part_size} bytes for a non-file field."
+                    f"Part exceeded maximum size of {_size_text(self.max_part_size)}."
                 )
         else:
             self._pending_writes.append((part.file, data[start:end]))
@@ -359,12 +406,9 @@ class MultiPartParser:
             raise MultiPartException(
                 f"Expected a multipart/form-data Content-Type, got {content_type!r}."
             )
-        charset = params.get("charset", "utf-8")
-        try:
-            "".encode(charset)
-        except LookupError:
-            raise MultiPartException(f"Unknown charset {charset!r} in Content-Type.") from None
-        self._charset = charset
+        # An unknown charset falls back to utf-8 (then latin-1 for bytes utf-8 rejects), as
+        # for browsers that send none; it is looked up once, not once per part.
+        self._charset = _resolve_charset(params.get("charset", "utf-8"))
         boundary = params.get("boundary")
         if not boundary:
             raise MultiPartException("Missing boundary in multipart.")
@@ -383,16 +427,16 @@ class MultiPartParser:
         try:
             try:
                 parser = multipart.MultipartParser(boundary.encode("latin-1"), callbacks)
-            except (FormParserError, UnicodeEncodeError) as exc:
-                raise MultiPartException(f"Invalid multipart boundary: {exc}") from exc
+            except (FormParserError, UnicodeEncodeError) as exc:  # e.g. longer than 256
+                raise MultiPartException(_INVALID_MULTIPART) from exc
             async for chunk in self.stream:
                 if not chunk:
                     continue
                 received = True
                 try:
                     parser.write(chunk)
-                except FormParserError as exc:
-                    raise MultiPartException(f"Malformed multipart body: {exc}") from exc
+                except FormParserError as exc:  # malformed, too many part headers, ...
+                    raise MultiPartException(_INVALID_MULTIPART) from exc
                 pending = self._pending_writes
                 if pending:
                     self._pending_writes = []
