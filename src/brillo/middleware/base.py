@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -10,7 +10,12 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from brillo.requests import Request
-from brillo.responses import Response, StreamingResponse
+from brillo.responses import (
+    Response,
+    StreamingResponse,
+    _disconnect_aware_send,
+    _supports_send_oserror,
+)
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
@@ -18,171 +23,304 @@ __all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
 RequestResponseEndpoint = Callable[[Request], Awaitable[Response]]
 DispatchFunction = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
 
-_DISCONNECT: Message = {"type": "http.disconnect"}
+_START = "http.response.start"
+_BODY = "http.response.body"
+_PATHSEND = "http.response.pathsend"
+_TRAILERS = "http.response.trailers"
+_DEBUG = "http.response.debug"
+_REQUEST = "http.request"
+_DISCONNECT = "http.disconnect"
+_FILE_CHUNK = 64 * 1024
 
 
-class _StreamedResponse(StreamingResponse):
-    """What ``call_next`` returns: the downstream response, its body still streaming."""
+def _cause_of(error: BaseException) -> BaseException | None:
+    """What to chain ``error`` to when re-raising it in another task: its own cause or context.
 
-    def __init__(
-        self,
-        status_code: int,
-        raw_headers: list[tuple[bytes, bytes]],
-        body: AsyncIterator[bytes],
-        info: dict[str, Any],
-    ) -> None:
-        self.status_code = status_code
-        self.body_iterator = body
-        self.background = None
-        self.raw_headers = raw_headers
-        self.info = info
+    Re-raised with ``raise error from _cause_of(error)``, the original chain stays in the
+    traceback and brillo's internal plumbing (the exception being handled) is hidden.
+    """
+    return error.__cause__ or error.__context__
 
 
-class _Call:
-    """State shared by one request's dispatch, call_next and the downstream app task."""
+async def _read_file(path: str) -> AsyncGenerator[bytes, None]:
+    """The content of ``path`` in chunks (a ``http.response.pathsend`` turned back into bytes)."""
+    async with await anyio.open_file(path, "rb") as file:
+        while chunk := await file.read(_FILE_CHUNK):
+            yield chunk
 
-    def __init__(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+
+class _Exchange:
+    """One request's state, shared by dispatch, ``call_next``, the wrapped app and the response.
+
+    The request body is read once, from the server's ``receive``, by whoever asks first:
+    dispatch (through its :class:`Request`) or the app (through :meth:`app_receive`). A body that
+    dispatch read with ``body()``/``json()`` is cached and handed to the app in one message; one
+    dispatch consumed with ``stream()`` is gone (the app sees an empty body); chunks neither read
+    yet go to whichever reads next. A disconnect seen by one side is known to the other, so
+    nobody waits on ``receive`` for a message that already came.
+    """
+
+    def __init__(self, app: ASGIApp, receive: Receive, send: Send) -> None:
         self.app = app
-        self.scope = scope
         self.receive = receive
-        self.recorded: list[bytes] = []
-        self.record_done = False  # the whole body (or a disconnect) was read by dispatch
-        self.record_disconnect = False
-        self.replayed = False
-        self.body_done = False  # the wrapped app has received the last body chunk
-        self.response_sent = anyio.Event()
-        # Set when the downstream app stops reading the client (it finished or saw a disconnect):
-        # only then may the outgoing response listen on ``receive`` without stealing messages.
-        self.handoff = anyio.Event()
-        self.disconnected = False
+        self.send = send
+        self.request: Request | None = None  # the Request dispatch sees
         self.task_group: TaskGroup | None = None
+        self.disconnected = False  # the client's http.disconnect has been received
+        self.app_body_done = False  # the app has had the last chunk of the body
+        self.app_disconnected = False  # the app has been told the client left
+        # Set by call_next: the app's response stream and two events. ``released``: the app's
+        # response is out of our hands (sent, discarded or the middleware is done); ``app_done``:
+        # the app task returned.
+        self.stream: MemoryObjectReceiveStream[Message] | None = None
+        self.released: anyio.Event | None = None
+        self.app_done: anyio.Event | None = None
         self.app_error: Exception | None = None
         self.app_error_raised = False
-        self.streams: list[MemoryObjectReceiveStream[Message]] = []
+        self.trailers = False  # the app's start announced http.response.trailers
+        self.forward_tail = False  # the response pipes pathsend on instead of reading the file
+        self.tail: list[Message] = []  # pathsend / trailers messages that end the response
 
-    async def record_receive(self) -> Message:
-        """``receive`` for the Request seen by dispatch: remembers the body it reads."""
+    # -- receive, as seen by each party --------------------------------------------------------
+
+    async def dispatch_receive(self) -> Message:
+        """``receive`` of the Request dispatch sees."""
+        if self.disconnected:
+            return {"type": _DISCONNECT}
         message = await self.receive()
-        if message["type"] == "http.request":
-            body = message.get("body", b"")
-            if body:
-                self.recorded.append(body)
-            if not message.get("more_body", False):
-                self.record_done = True
-        elif message["type"] == "http.disconnect":
-            self.record_done = self.record_disconnect = True
+        if message["type"] == _DISCONNECT:
+            self.disconnected = True
         return message
 
-    async def downstream_receive(self) -> Message:
-        """``receive`` for the wrapped app: replays what dispatch read, then the client's."""
-        if not self.replayed:
-            self.replayed = True
-            self.body_done = self.record_done
-            if self.recorded or self.record_done:
-                if self.record_disconnect and not self.recorded:
-                    return self._saw_disconnect()
-                return {
-                    "type": "http.request",
-                    "body": b"".join(self.recorded),
-                    "more_body": not self.record_done or self.record_disconnect,
-                }
-        if self.record_disconnect or self.response_sent.is_set():
-            return self._saw_disconnect()
-        if not self.body_done:
-            # Still reading the request body: read directly (no task per chunk). Servers answer
-            # a pending receive with http.disconnect once the response is complete.
+    async def app_receive(self) -> Message:
+        """``receive`` of the wrapped app: the body (or what dispatch left), then disconnect."""
+        if self.app_disconnected or (self.released is not None and self.released.is_set()):
+            return self._tell_app_disconnect()
+        request = self.request
+        assert request is not None
+        if not self.app_body_done:
+            body: bytes | None = getattr(request, "_body", None)
+            if body is not None:  # dispatch read and cached it: replay it whole
+                self.app_body_done = True
+                return {"type": _REQUEST, "body": body, "more_body": False}
+            if request._stream_consumed:  # dispatch streamed it without keeping it
+                self.app_body_done = True
+                return {"type": _REQUEST, "body": b"", "more_body": False}
+            if self.disconnected:
+                return self._tell_app_disconnect()
             message = await self.receive()
-            if message["type"] == "http.request":
+            kind = message["type"]
+            if kind == _REQUEST:
                 if not message.get("more_body", False):
-                    self.body_done = True
-                return message
-            if message["type"] == "http.disconnect":
-                return self._saw_disconnect()
+                    self.app_body_done = True
+                    request._stream_consumed = True  # dispatch cannot stream it any more
+            elif kind == _DISCONNECT:
+                self._client_left()
+                self.app_disconnected = True
             return message
-        # Body complete: the app is now only listening for a disconnect. Stop waiting once the
-        # response has been sent.
-        latest: Message | None = None
-        async with anyio.create_task_group() as tg:
+        if self.disconnected:
+            return self._tell_app_disconnect()
+        return await self._wait_for_disconnect()
 
-            async def stop_when_sent() -> None:
-                await self.response_sent.wait()
-                tg.cancel_scope.cancel()
+    async def _wait_for_disconnect(self) -> Message:
+        """The app has the whole body and listens for a disconnect: the client's, or ours once
+        its response is out of our hands (a server answers a disconnect after the response too).
+        """
+        released = self.released
+        assert released is not None
+        message: Message | None = None
+        async with anyio.create_task_group() as task_group:
 
-            tg.start_soon(stop_when_sent)
-            latest = await self.receive()
-            tg.cancel_scope.cancel()
-        if latest is None or latest["type"] == "http.disconnect":
-            return self._saw_disconnect()
-        return latest
+            async def stop_when_released() -> None:
+                await released.wait()
+                task_group.cancel_scope.cancel()
 
-    def _saw_disconnect(self) -> Message:
+            task_group.start_soon(stop_when_released)
+            message = await self.receive()
+            task_group.cancel_scope.cancel()
+        if message is None or message["type"] == _DISCONNECT:
+            if message is not None:
+                self._client_left()
+            return self._tell_app_disconnect()
+        return message
+
+    def _client_left(self) -> None:
         self.disconnected = True
-        self.handoff.set()
-        return _DISCONNECT
+        if self.request is not None:
+            self.request._is_disconnected = True
+
+    def _tell_app_disconnect(self) -> Message:
+        self.app_disconnected = True
+        return {"type": _DISCONNECT}
 
     async def outer_receive(self) -> Message:
-        """``receive`` for the response dispatch returns (it only listens for a disconnect)."""
-        await self.handoff.wait()
+        """``receive`` of the response dispatch returns: waits until the app stops reading."""
+        if self.app_done is not None and not self.disconnected:
+            await self.app_done.wait()  # do not take messages meant for the running app
         if self.disconnected:
-            return _DISCONNECT
-        return await self.receive()
+            return {"type": _DISCONNECT}
+        message = await self.receive()
+        if message["type"] == _DISCONNECT:
+            self._client_left()
+        return message
+
+    # -- running the app -------------------------------------------------------------------------
 
     async def call_next(self, request: Request) -> Response:
-        """Run the wrapped app in a task and return its response once it has started."""
+        """Run the wrapped app in a task; return its response once it has started."""
         assert self.task_group is not None
         send_stream: MemoryObjectSendStream[Message]
-        recv_stream: MemoryObjectReceiveStream[Message]
-        send_stream, recv_stream = anyio.create_memory_object_stream[Message]()
-        self.streams.append(recv_stream)
+        send_stream, self.stream = anyio.create_memory_object_stream[Message]()
+        released = self.released = anyio.Event()
+        app_done = self.app_done = anyio.Event()
         scope = request.scope
 
-        async def send_downstream(message: Message) -> None:
+        async def send_to_response(message: Message) -> None:
             try:
                 await send_stream.send(message)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the response is gone (sent, replaced or client left): drop the rest
+                return  # the response was discarded or is over: drop the rest
+            kind = message["type"]
+            if (
+                (kind == _BODY and not self.trailers and not message.get("more_body", False))
+                or kind == _PATHSEND
+                or (kind == _TRAILERS and not message.get("more_trailers", False))
+            ):
+                # The last message: the app carries on (background tasks) once it is sent.
+                await released.wait()
 
         async def run_app() -> None:
             try:
-                async with send_stream:
-                    await self.app(scope, self.downstream_receive, send_downstream)
+                await self.app(scope, self.app_receive, send_to_response)
             except Exception as exc:
                 self.app_error = exc
             finally:
-                self.handoff.set()
+                send_stream.close()
+                app_done.set()
 
         self.task_group.start_soon(run_app)
 
-        start: Message | None = None
-        async for message in recv_stream:
-            if message["type"] == "http.response.start":
-                start = message
+        info: Any = None
+        while True:
+            try:
+                message = await self.stream.receive()
+            except anyio.EndOfStream:
+                error = self.app_error
+                if error is not None:
+                    self.app_error_raised = True
+                    raise error from _cause_of(error)
+                raise RuntimeError("No response returned.") from None
+            kind = message["type"]
+            if kind == _START:
                 break
-        if start is None:
-            if self.app_error is not None:
-                self.app_error_raised = True
-                raise self.app_error
-            raise RuntimeError("No response returned.")
+            if kind == _DEBUG:
+                info = message.get("info")  # replayed before the start the response sends
+            else:
+                await self.send(message)  # early hints, push promises: straight to the server
+        self.trailers = bool(message.get("trailers", False))
+        return _StreamedResponse(self, message, info)
 
-        async def body() -> AsyncIterator[bytes]:
-            async with recv_stream:
-                async for message in recv_stream:
-                    if message["type"] != "http.response.body":
-                        continue
+    async def body(self) -> AsyncGenerator[bytes, None]:
+        """The app's response body, chunk by chunk, as it sends it."""
+        stream = self.stream
+        assert stream is not None
+        complete = False
+        try:
+            while True:
+                try:
+                    message = await stream.receive()
+                except anyio.EndOfStream:
+                    complete = True
+                    error = self.app_error
+                    if error is not None and not self.app_error_raised:
+                        self.app_error_raised = True
+                        raise error from _cause_of(error)
+                    return
+                kind = message["type"]
+                if kind == _BODY:
                     chunk = message.get("body", b"")
                     if chunk:
                         yield chunk
-                    if not message.get("more_body", False):
-                        break
+                    if not self.trailers and not message.get("more_body", False):
+                        complete = True
+                        return
+                elif kind == _PATHSEND:
+                    complete = True
+                    if self.forward_tail:
+                        self.tail.append(message)
+                        return
+                    # Someone reads the body itself: give it the file's bytes, not nothing.
+                    async for chunk in _read_file(message["path"]):
+                        yield chunk
+                    return
+                elif kind == _TRAILERS:
+                    self.tail.append(message)
+                    if not message.get("more_trailers", False):
+                        complete = True
+                        return
+                # Anything else after the start (an early hint, a debug message) is dropped.
+        finally:
+            if not complete:
+                self.discard()  # closed early: the app's further sends are dropped
 
-        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
-        return _StreamedResponse(start["status"], headers, body(), {"start": start})
+    def release(self) -> None:
+        """The app's response is out of our hands: let the app go on (and hear a disconnect)."""
+        if self.released is not None:
+            self.released.set()
 
-    def finish(self) -> None:
-        self.response_sent.set()
-        self.handoff.set()
-        for stream in self.streams:
-            stream.close()
+    def discard(self) -> None:
+        """Nobody will read the app's response any more."""
+        if self.stream is not None:
+            self.stream.close()
+        self.release()
+
+
+class _StreamedResponse(StreamingResponse):
+    """What ``call_next`` returns: the app's response, its body still streaming from the app.
+
+    ``status_code``, ``headers`` and ``background`` may be changed, and ``body_iterator``
+    replaced or wrapped, before it is returned from dispatch. Sent as is, the app's messages
+    pass through (a ``pathsend`` included); its ``background`` runs once the body is sent.
+    """
+
+    def __init__(self, exchange: _Exchange, start: Message, info: Any) -> None:
+        self.status_code = start["status"]
+        self.raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        self.background = None
+        self.info = info
+        self._exchange = exchange
+        self.body_iterator = self._own_body = exchange.body()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = self._exchange
+        body = self.body_iterator
+        exchange.forward_tail = body is self._own_body
+        if _supports_send_oserror(scope):
+            send = _disconnect_aware_send(send)
+        if self.info is not None:
+            await send({"type": _DEBUG, "info": self.info})
+        start: Message = {"type": _START, "status": self.status_code, "headers": self.raw_headers}
+        if exchange.trailers:
+            start["trailers"] = True
+        await send(start)
+        try:
+            async for chunk in body:
+                if isinstance(chunk, str):
+                    chunk = chunk.encode(self.charset)
+                await send({"type": _BODY, "body": chunk, "more_body": True})
+        except BaseException:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            raise
+        tail = exchange.tail
+        if not tail or tail[0]["type"] != _PATHSEND:
+            await send({"type": _BODY, "body": b"", "more_body": False})
+        for message in tail:
+            await send(message)
+        exchange.release()
+        if self.background is not None:
+            await self.background()
 
 
 class BaseHTTPMiddleware:
@@ -197,12 +335,21 @@ class BaseHTTPMiddleware:
                 return response
 
     ``call_next(request)`` runs the wrapped app in a task and returns as soon as the response
-    has *started*: its body streams through without buffering. The body may be read in
-    ``dispatch`` (``await request.body()``, ``request.stream()``, ``request.form()``) and the
-    app still receives it. An exception the app raises before responding is raised from
+    has *started*: its body streams through without buffering, and so do early hints and an
+    ``http.response.pathsend``. The request body is read once, by whichever side asks first:
+
+    * ``await request.body()`` (or ``json()``) in dispatch caches it; the app receives it too,
+      and dispatch can read it again after ``call_next``.
+    * ``request.stream()`` (or ``form()``) in dispatch consumes it: the app receives an empty
+      body. Chunks dispatch has not read yet go to the app.
+    * Once the app has read the whole body, ``request.stream()`` in dispatch raises
+      ``RuntimeError("Stream consumed")`` (never waits for a body that will not come).
+
+    A client disconnect seen by the app is seen by ``request.is_disconnected()`` in dispatch,
+    and the other way round. An exception the app raises before responding is raised from
     ``call_next``; one raised while the body streams is re-raised after the response. The
-    app's background tasks run as usual. WebSocket and lifespan scopes are passed straight to
-    the app: write pure ASGI middleware to act on them.
+    app's background tasks run once its response has been sent. WebSocket and lifespan scopes
+    are passed straight to the app: write pure ASGI middleware to act on them.
     """
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
@@ -214,23 +361,23 @@ class BaseHTTPMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        call = _Call(self.app, scope, receive)
-        request = Request(scope, call.record_receive)
+        exchange = _Exchange(self.app, receive, send)
+        request = exchange.request = Request(scope, exchange.dispatch_receive, send)
         error: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            call.task_group = task_group
+            exchange.task_group = task_group
             try:
-                response = await self.dispatch_func(request, call.call_next)
-                await response(scope, call.outer_receive, send)
+                response = await self.dispatch_func(request, exchange.call_next)
+                await response(scope, exchange.outer_receive, send)
             except Exception as exc:
                 error = exc
                 task_group.cancel_scope.cancel()
             finally:
-                call.finish()
+                exchange.discard()
         if error is not None:
             raise error
-        if call.app_error is not None and not call.app_error_raised:
-            raise call.app_error
+        if exchange.app_error is not None and not exchange.app_error_raised:
+            raise exchange.app_error
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Handle one request; override this. Call ``await call_next(request)`` to run the app."""
