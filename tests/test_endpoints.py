@@ -15,7 +15,8 @@ from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response
 from brillo.routing import Route, Router, WebSocketRoute
 from brillo.testclient import TestClient
-from brillo.websockets import WebSocket, WebSocketDisconnect
+from brillo.types import Message
+from brillo.websockets import UnsupportedDataError, WebSocket, WebSocketDisconnect
 
 
 @pytest.fixture
@@ -78,6 +79,37 @@ def test_http_endpoint_explicit_head_and_query(client_factory: Callable[..., Tes
         assert client.get("/s").headers["allow"] == "HEAD, QUERY"
 
 
+@pytest.mark.anyio
+async def test_http_endpoint_request_can_send_early_hints() -> None:
+    class Page(HTTPEndpoint):
+        async def get(self, request: Request) -> Response:
+            await request.send_early_hints("</app.css>; rel=preload; as=style")
+            return PlainTextResponse("page")
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [],
+        "extensions": {"http.response.early_hint": {}},
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("not needed")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await Page(scope, receive, send)
+    assert sent[0] == {
+        "type": "http.response.early_hint",
+        "links": [b"</app.css>; rel=preload; as=style"],
+    }
+    assert [m["type"] for m in sent[1:]] == ["http.response.start", "http.response.body"]
+    assert sent[2]["body"] == b"page"
+
+
 # -- WebSocketEndpoint -------------------------------------------------------------------------
 
 
@@ -113,14 +145,94 @@ def test_websocket_endpoint_encodings(
         assert session.receive_text() == expected
 
 
-def test_websocket_endpoint_raw_messages(client_factory: Callable[..., TestClient]) -> None:
-    class Raw(WebSocketEndpoint):
+@pytest.mark.parametrize(
+    ("method", "payload", "expected"),
+    [
+        ("send_text", "x", "'x'"),
+        ("send_text", "", "''"),  # empty text is still text, not a fall-back to bytes
+        ("send_bytes", b"\x00", "b'\\x00'"),
+        ("send_bytes", b"", "b''"),
+    ],
+)
+def test_websocket_endpoint_default_encoding_gives_the_data(
+    client_factory: Callable[..., TestClient], method: str, payload: Any, expected: str
+) -> None:
+    class Plain(WebSocketEndpoint):
         async def on_receive(self, websocket: WebSocket, data: Any) -> None:
-            await websocket.send_json({"type": data["type"], "text": data.get("text")})
+            await websocket.send_text(repr(data))
 
-    with run_ws(client_factory, Raw) as client, client.websocket_connect("/ws") as session:
-        session.send_text("x")
-        assert session.receive_json() == {"type": "websocket.receive", "text": "x"}
+    with run_ws(client_factory, Plain) as client, client.websocket_connect("/ws") as session:
+        getattr(session, method)(payload)
+        assert session.receive_text() == expected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("encoding", "message", "error"),
+    [
+        ("text", {"bytes": b"x", "text": None}, "Expected text websocket messages, but got bytes"),
+        ("bytes", {"text": "x", "bytes": None}, "Expected bytes websocket messages, but got text"),
+        ("json", {"text": "{nope"}, "Malformed JSON data received."),
+    ],
+)
+async def test_websocket_endpoint_decode_error_is_runtime_error_and_closes_1003(
+    encoding: str, message: dict[str, Any], error: str
+) -> None:
+    """Code written for Starlette catches RuntimeError; brillo code catches UnsupportedDataError."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("decode must not receive")  # pragma: no cover
+
+    async def send(msg: Message) -> None:
+        sent.append(msg)
+
+    class Strict(WebSocketEndpoint):
+        pass
+
+    Strict.encoding = encoding  # type: ignore[assignment]
+    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    endpoint = Strict(scope, receive, send)
+    websocket = WebSocket(scope, receive, send)
+    with pytest.raises(RuntimeError, match=error) as info:
+        await endpoint.decode(websocket, {"type": "websocket.receive", **message})
+    assert isinstance(info.value, UnsupportedDataError)
+    assert info.value.code == 1003
+    assert str(info.value) == error
+    assert sent == [{"type": "websocket.close", "code": 1003, "reason": ""}]
+
+
+@pytest.mark.anyio
+async def test_websocket_endpoint_is_an_asgi_app() -> None:
+    """``await Endpoint(scope, receive, send)`` runs the whole conversation."""
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "ping"},
+        {"type": "websocket.disconnect", "code": 1001},
+    ]
+    sent: list[Message] = []
+    codes: list[int] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    class Pong(WebSocketEndpoint):
+        encoding = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: str) -> None:
+            await websocket.send_text(data.replace("i", "o"))
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            codes.append(close_code)
+
+    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    await Pong(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send"]
+    assert sent[1]["text"] == "pong"
+    assert codes == [1001]
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ class HTTPEndpoint:
 
     async def dispatch(self) -> None:
         """Call the handler for the request's method and send its response."""
-        request = Request(self.scope, receive=self.receive)
+        request = Request(self.scope, receive=self.receive, send=self.send)
         method = request.method
         name = "get" if method == "HEAD" and not hasattr(self, "head") else method.lower()
         handler: Any = getattr(self, name, None) if method in _METHODS else None
@@ -69,14 +69,28 @@ class HTTPEndpoint:
         return PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
 
 
+class _EncodingError(UnsupportedDataError, RuntimeError):
+    """A message does not fit :attr:`WebSocketEndpoint.encoding` (wrong frame kind, bad JSON).
+
+    The socket has been closed with 1003 (unsupported data). Catch it as
+    :class:`~brillo.websockets.UnsupportedDataError` (brillo) or ``RuntimeError`` (what Starlette
+    raises here).
+    """
+
+
 class WebSocketEndpoint:
     """A WebSocket endpoint with callbacks: ``on_connect``, ``on_receive``, ``on_disconnect``.
 
     ``encoding`` decodes each message before ``on_receive``: ``"text"`` (str), ``"bytes"``,
-    ``"json"`` (text or UTF-8 bytes holding JSON), or ``None`` (the raw ASGI message). A message
-    of the wrong kind, or JSON that does not decode, closes the socket with 1003 (unsupported
-    data) and raises :class:`~brillo.websockets.UnsupportedDataError`. ``on_disconnect`` always
-    runs, with the close code (1011 when the endpoint failed).
+    ``"json"`` (text or UTF-8 bytes holding JSON), or ``None`` (the message's data as sent:
+    ``str`` for a text frame, ``bytes`` for a binary one). A message of the wrong kind, or JSON
+    that does not decode, closes the socket with 1003 (unsupported data) and raises
+    :class:`~brillo.websockets.UnsupportedDataError`, which here is also a ``RuntimeError`` (what
+    Starlette raises). Unless an exception handler takes it, that error is handled as a
+    client's fault: logged at INFO, not raised to the server. ``on_disconnect`` always runs,
+    with the close code (1011 when the endpoint failed).
+
+    The class is an ASGI app: ``await Endpoint(scope, receive, send)`` runs it.
     """
 
     encoding: Literal["text", "bytes", "json"] | None = None
@@ -121,17 +135,20 @@ class WebSocketEndpoint:
     async def decode(self, websocket: WebSocket, message: Message) -> Any:
         """Decode one ``websocket.receive`` message according to :attr:`encoding`."""
         encoding = self.encoding
+        if encoding is None:
+            text = message.get("text")
+            return text if text is not None else message.get("bytes")
         if encoding == "text":
             text = message.get("text")
             if text is None:
                 await websocket.close(code=1003)
-                raise UnsupportedDataError("Expected text websocket messages, but got bytes")
+                raise _EncodingError("Expected text websocket messages, but got bytes")
             return text
         if encoding == "bytes":
             data = message.get("bytes")
             if data is None:
                 await websocket.close(code=1003)
-                raise UnsupportedDataError("Expected bytes websocket messages, but got text")
+                raise _EncodingError("Expected bytes websocket messages, but got text")
             return data
         if encoding == "json":
             text = message.get("text")
@@ -141,9 +158,8 @@ class WebSocketEndpoint:
                 return json.loads(text)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 await websocket.close(code=1003)
-                raise UnsupportedDataError("Malformed JSON data received.") from None
-        assert encoding is None, f"Unsupported 'encoding' attribute {encoding!r}"
-        return message
+                raise _EncodingError("Malformed JSON data received.") from None
+        raise AssertionError(f"Unsupported 'encoding' attribute {encoding!r}")
 
     async def on_connect(self, websocket: WebSocket) -> None:
         """Called first; accepts the connection by default. Override to check or reject."""
