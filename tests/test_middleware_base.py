@@ -671,3 +671,54 @@ async def test_send_failing_on_asgi_2_4_server_stops_the_app() -> None:
     with anyio.fail_after(5), pytest.raises(ClientDisconnect):
         await AddHeader(app)(scope, receive, send)
     assert stopped.is_set()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_own_streaming_response_hears_the_disconnect_while_the_app_is_stuck(
+    method: str,
+) -> None:
+    """dispatch ignores the app's response (the app stays blocked sending it) and streams its
+    own: that stream must still stop when the client leaves, not run until it ends."""
+    stopped = anyio.Event()
+    chunks_sent = anyio.Event()
+    app_read: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if method == "POST":
+            app_read.append(await Request(scope, receive).body())
+        await PlainTextResponse("never sent")(scope, receive, send)
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"event\n"
+                await anyio.sleep(0)
+        finally:
+            stopped.set()
+
+    class Own(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            await call_next(request)
+            return StreamingResponse(endless())
+
+    incoming: list[Message] = [{"type": "http.request", "body": b"up", "more_body": False}]
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await chunks_sent.wait()
+        return {"type": "http.disconnect"}
+
+    count = 0
+
+    async def send(message: Message) -> None:
+        nonlocal count
+        count += 1
+        if count == 5:
+            chunks_sent.set()
+
+    with anyio.fail_after(5):
+        await Own(app)(http_scope("/", method), receive, send)
+    assert stopped.is_set()
+    assert app_read == ([b"up"] if method == "POST" else [])

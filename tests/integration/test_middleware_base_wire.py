@@ -145,3 +145,38 @@ def test_client_leaving_mid_stream_stops_the_app(
     assert stopped.wait(TIMEOUT)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
+
+
+@pytest.mark.parametrize("server_name", ["uvicorn", "hypercorn"])
+def test_dispatch_own_stream_stops_when_the_client_leaves(
+    live_server: Callable[..., LiveServer], server_name: str
+) -> None:
+    """dispatch drops the app's response for an endless stream of its own: the client leaving
+    still stops that stream (the app, blocked sending its response, reads nothing)."""
+    stopped = threading.Event()
+
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("the app's response, never sent")
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"data: tick\n\n" * 50
+                await anyio.sleep(0.01)
+        finally:
+            stopped.set()
+
+    class OwnStream(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            await call_next(request)
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+    server = live_server(
+        Brillo(routes=[Route("/events", page)], middleware=[Middleware(OwnStream)]),
+        server=server_name,
+    )
+    parts = urlsplit(server.url)
+    with socket.create_connection((parts.hostname or "", parts.port or 0), TIMEOUT) as sock:
+        sock.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    assert stopped.wait(TIMEOUT)

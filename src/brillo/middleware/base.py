@@ -56,8 +56,9 @@ class _Exchange:
     dispatch (through its :class:`Request`) or the app (through :meth:`app_receive`). A body that
     dispatch read with ``body()``/``json()`` is cached and handed to the app in one message; one
     dispatch consumed with ``stream()`` is gone (the app sees an empty body); chunks neither read
-    yet go to whichever reads next. A disconnect seen by one side is known to the other, so
-    nobody waits on ``receive`` for a message that already came.
+    yet go to whichever reads next. Only one party waits in the server's ``receive`` at a time;
+    the others wait for what it gets. A disconnect seen by one side is known to all, so nobody
+    waits on ``receive`` for a message that already came.
     """
 
     def __init__(self, app: ASGIApp, receive: Receive, send: Send) -> None:
@@ -67,30 +68,97 @@ class _Exchange:
         self.request: Request | None = None  # the Request dispatch sees
         self.task_group: TaskGroup | None = None
         self.disconnected = False  # the client's http.disconnect has been received
+        self.reading = False  # someone is waiting in the server's receive
+        # A body message read by a disconnect listener, kept for the next body reader. At most
+        # one: after a chunk with more to come the listener waits until it is taken (an unread
+        # upload is never buffered); after the last chunk only a disconnect can come.
+        self.stash: list[Message] = []
+        self._changed: anyio.Event | None = None  # set when reading/stash/disconnected change
         self.app_body_done = False  # the app has had the last chunk of the body
         self.app_disconnected = False  # the app has been told the client left
-        # Set by call_next: the app's response stream and two events. ``released``: the app's
-        # response is out of our hands (sent, discarded or the middleware is done); ``app_done``:
-        # the app task returned.
+        # Set by call_next: the app's response stream and ``released``: the app's response is
+        # out of our hands (sent, discarded, or the middleware is done).
         self.stream: MemoryObjectReceiveStream[Message] | None = None
         self.released: anyio.Event | None = None
-        self.app_done: anyio.Event | None = None
         self.app_error: Exception | None = None
         self.app_error_raised = False
         self.trailers = False  # the app's start announced http.response.trailers
         self.forward_tail = False  # the response pipes pathsend on instead of reading the file
         self.tail: list[Message] = []  # pathsend / trailers messages that end the response
 
-    # -- receive, as seen by each party --------------------------------------------------------
+    # -- the server's receive, one reader at a time --------------------------------------------
 
-    async def dispatch_receive(self) -> Message:
-        """``receive`` of the Request dispatch sees."""
-        if self.disconnected:
-            return {"type": _DISCONNECT}
-        message = await self.receive()
+    def _notify(self) -> None:
+        event = self._changed
+        if event is not None:
+            self._changed = None
+            event.set()
+
+    async def _wait_change(self) -> None:
+        event = self._changed
+        if event is None:
+            event = self._changed = anyio.Event()
+        await event.wait()
+
+    async def _receive_next(self) -> Message:
+        """The server's next message (the caller made sure nobody else is reading)."""
+        self.reading = True
+        try:
+            message = await self.receive()
+        finally:
+            self.reading = False
+            self._notify()
         if message["type"] == _DISCONNECT:
-            self.disconnected = True
+            self._client_left()
         return message
+
+    async def next_body_message(self) -> Message:
+        """The next ``http.request`` message for a body reader (or the disconnect)."""
+        while True:
+            if self.stash:
+                message = self.stash.pop()
+                self._notify()
+                return message
+            if self.disconnected:
+                return {"type": _DISCONNECT}
+            if not self.reading:
+                return await self._receive_next()
+            await self._wait_change()
+
+    def _busy(self) -> bool:
+        """Someone is reading, or a body chunk with more to come waits for its reader."""
+        return self.reading or (bool(self.stash) and self.stash[0].get("more_body", False))
+
+    async def listen(self) -> Message:
+        """Wait for the client to leave; a body chunk read meanwhile is kept for its reader."""
+        while not self.disconnected:
+            if self._busy():
+                await self._wait_change()
+                continue
+            message = await self._receive_next()
+            if message["type"] == _REQUEST:
+                self.stash.append(message)
+            elif message["type"] != _DISCONNECT:
+                return message
+        return {"type": _DISCONNECT}
+
+    async def poll_disconnect(self) -> bool:
+        """True if the client has left; never waits, and never loses a body chunk."""
+        if not self.disconnected and not self._busy():
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                message = await self._receive_next()
+                if message["type"] == _REQUEST:
+                    self.stash.append(message)
+        return self.disconnected
+
+    def _client_left(self) -> None:
+        self.disconnected = True
+        if self.request is not None:
+            self.request._is_disconnected = True
+        self._notify()
+
+    # -- receive, as seen by each party --------------------------------------------------------
 
     async def app_receive(self) -> Message:
         """``receive`` of the wrapped app: the body (or what dispatch left), then disconnect."""
@@ -106,16 +174,13 @@ class _Exchange:
             if request._stream_consumed:  # dispatch streamed it without keeping it
                 self.app_body_done = True
                 return {"type": _REQUEST, "body": b"", "more_body": False}
-            if self.disconnected:
-                return self._tell_app_disconnect()
-            message = await self.receive()
+            message = await self.next_body_message()
             kind = message["type"]
             if kind == _REQUEST:
                 if not message.get("more_body", False):
                     self.app_body_done = True
                     request._stream_consumed = True  # dispatch cannot stream it any more
             elif kind == _DISCONNECT:
-                self._client_left()
                 self.app_disconnected = True
             return message
         if self.disconnected:
@@ -136,33 +201,15 @@ class _Exchange:
                 task_group.cancel_scope.cancel()
 
             task_group.start_soon(stop_when_released)
-            message = await self.receive()
+            message = await self.listen()
             task_group.cancel_scope.cancel()
         if message is None or message["type"] == _DISCONNECT:
-            if message is not None:
-                self._client_left()
             return self._tell_app_disconnect()
         return message
-
-    def _client_left(self) -> None:
-        self.disconnected = True
-        if self.request is not None:
-            self.request._is_disconnected = True
 
     def _tell_app_disconnect(self) -> Message:
         self.app_disconnected = True
         return {"type": _DISCONNECT}
-
-    async def outer_receive(self) -> Message:
-        """``receive`` of the response dispatch returns: waits until the app stops reading."""
-        if self.app_done is not None and not self.disconnected:
-            await self.app_done.wait()  # do not take messages meant for the running app
-        if self.disconnected:
-            return {"type": _DISCONNECT}
-        message = await self.receive()
-        if message["type"] == _DISCONNECT:
-            self._client_left()
-        return message
 
     # -- running the app -------------------------------------------------------------------------
 
@@ -172,7 +219,6 @@ class _Exchange:
         send_stream: MemoryObjectSendStream[Message]
         send_stream, self.stream = anyio.create_memory_object_stream[Message]()
         released = self.released = anyio.Event()
-        app_done = self.app_done = anyio.Event()
         scope = request.scope
 
         async def send_to_response(message: Message) -> None:
@@ -196,7 +242,6 @@ class _Exchange:
                 self.app_error = exc
             finally:
                 send_stream.close()
-                app_done.set()
 
         self.task_group.start_soon(run_app)
 
@@ -267,12 +312,24 @@ class _Exchange:
         """The app's response is out of our hands: let the app go on (and hear a disconnect)."""
         if self.released is not None:
             self.released.set()
+            self._notify()
 
     def discard(self) -> None:
         """Nobody will read the app's response any more."""
         if self.stream is not None:
             self.stream.close()
         self.release()
+
+
+class _DispatchRequest(Request):
+    """The Request dispatch sees; its body and disconnect state are shared with the app."""
+
+    _exchange: _Exchange
+
+    async def is_disconnected(self) -> bool:
+        if not self._is_disconnected and await self._exchange.poll_disconnect():
+            self._is_disconnected = True
+        return self._is_disconnected
 
 
 class _StreamedResponse(StreamingResponse):
@@ -362,13 +419,14 @@ class BaseHTTPMiddleware:
             await self.app(scope, receive, send)
             return
         exchange = _Exchange(self.app, receive, send)
-        request = exchange.request = Request(scope, exchange.dispatch_receive, send)
+        request = exchange.request = _DispatchRequest(scope, exchange.next_body_message, send)
+        request._exchange = exchange
         error: Exception | None = None
         async with anyio.create_task_group() as task_group:
             exchange.task_group = task_group
             try:
                 response = await self.dispatch_func(request, exchange.call_next)
-                await response(scope, exchange.outer_receive, send)
+                await response(scope, exchange.listen, send)
             except Exception as exc:
                 error = exc
                 task_group.cancel_scope.cancel()
