@@ -61,6 +61,27 @@ class _Exchange:
     waits on ``receive`` for a message that already came.
     """
 
+    __slots__ = (
+        "_changed",
+        "app",
+        "app_body_done",
+        "app_disconnected",
+        "app_error",
+        "app_error_raised",
+        "disconnected",
+        "forward_tail",
+        "reading",
+        "receive",
+        "released",
+        "request",
+        "send",
+        "stash",
+        "stream",
+        "tail",
+        "task_group",
+        "trailers",
+    )
+
     def __init__(self, app: ASGIApp, receive: Receive, send: Send) -> None:
         self.app = app
         self.receive = receive
