@@ -347,9 +347,32 @@ def observe(backend: str) -> dict[str, Any]:
             seen["ws_echo"] = {"first": first, "close": ws.receive()}
         seen["ws_refused"] = _refusal(client, "/ws-refused")
         seen["ws_invalid"] = _refusal(client, "/ws-needs-token")
+        seen["fastapi_import_failures"] = import_every_fastapi_module()
         seen["modules"] = client.get("/modules").json()
     seen["events"] = list(EVENTS)
     return seen
+
+
+def import_every_fastapi_module() -> dict[str, str]:
+    """Import every module of the fastapi package; return ``{module: error}`` for failures.
+
+    Between them they import every ``starlette`` name FastAPI uses (brillo must have them all).
+    ``fastapi.__main__`` and ``fastapi.cli`` are left out: they need the separate fastapi-cli.
+    """
+    import importlib
+    import pkgutil
+
+    import fastapi
+
+    failures: dict[str, str] = {}
+    for info in pkgutil.walk_packages(fastapi.__path__, "fastapi."):
+        if info.name in ("fastapi.__main__", "fastapi.cli"):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:
+            failures[info.name] = f"{type(exc).__name__}: {exc}"
+    return failures
 
 
 def _refusal(client: Any, path: str) -> dict[str, Any]:
