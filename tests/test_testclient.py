@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,9 +13,20 @@ import anyio
 import httpx2 as httpx
 import pytest
 
-from brillo.testclient import TestClient, WebSocketDenialResponse, WebSocketTestSession
+from brillo.endpoints import HTTPEndpoint, WebSocketEndpoint
+from brillo.exceptions import BrilloDeprecationWarning
+from brillo.requests import Request
+from brillo.responses import PlainTextResponse
+from brillo.testclient import (
+    ASGI2App,
+    ASGI3App,
+    ASGIInstance,
+    TestClient,
+    WebSocketDenialResponse,
+    WebSocketTestSession,
+)
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
-from brillo.websockets import WebSocketDisconnect
+from brillo.websockets import WebSocket, WebSocketDisconnect
 
 ClientFactory = Callable[..., TestClient]
 
@@ -92,12 +106,14 @@ def test_base_url_root_path_client_headers_and_cookies(make_client: ClientFactor
         headers={"X-Default": "1"},
         cookies={"session": "abc"},
     )
-    info = client.get("/items").json()
+    info = client.get("/api/items").json()
     assert info["scheme"] == "https"
     assert info["server"] == ["example.org", 8443]
     assert info["headers"]["host"] == "example.org:8443"
+    # root_path only tells the app where it is mounted; the path is sent as requested.
     assert info["root_path"] == "/api"
     assert info["path"] == "/api/items"
+    assert info["raw_path"] == "/api/items"
     assert info["client"] == ["10.1.2.3", 1234]
     assert info["headers"]["x-default"] == "1"
     assert info["headers"]["cookie"] == "session=abc"
@@ -350,7 +366,8 @@ def test_websocket_scope(make_client: ClientFactory) -> None:
     assert view["headers"]["authorization"] == "Bearer t"
     assert view["headers"]["x-client"] == "c"
     assert view["headers"]["cookie"] == "k=v"
-    assert view["headers"]["upgrade"] == "websocket"
+    assert view["headers"]["connection"] == "upgrade"
+    assert view["headers"]["sec-websocket-key"] == "testserver=="
     assert view["headers"]["sec-websocket-version"] == "13"
     assert view["extensions"] == ["websocket.http.response"]
     https = make_client(echo_app, base_url="https://secure")
@@ -532,7 +549,41 @@ def test_websocket_app_ignoring_disconnect_is_cancelled(make_client: ClientFacto
         await receive()
         await send({"type": "websocket.accept"})
         try:
-            await anyio.sleep_forever()
+            await anyio.sleep_forever()  # never reads the close
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+
+    with make_client(app).websocket_connect("/") as ws:
+        ws.timeout = 30  # the idle app is cancelled without waiting for the timeout
+    assert cancelled == [True]
+
+
+def test_websocket_app_gets_to_finish_after_reading_the_close(make_client: ClientFactory) -> None:
+    cleaned_up: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        for _ in range(3):
+            await anyio.sleep(0.01)  # cleanup that takes a while is not cut short
+        cleaned_up.append(message)
+
+    with make_client(app).websocket_connect("/"):
+        pass
+    assert cleaned_up == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+
+
+def test_websocket_app_hanging_after_reading_the_close(make_client: ClientFactory) -> None:
+    cancelled: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        try:
+            await anyio.sleep_forever()  # saw the close, yet never returns: a bug
         except anyio.get_cancelled_exc_class():
             cancelled.append(True)
             raise
@@ -704,3 +755,426 @@ def test_lifespan_methods_drive_the_protocol(make_client: ClientFactory) -> None
     with client:  # a second round starts afresh
         assert events == ["startup", "shutdown", "startup"]
     assert events == ["startup", "shutdown", "startup", "shutdown"]
+
+
+# -- streaming responses ---------------------------------------------------------------------
+
+
+def test_stream_returns_before_the_first_chunk(make_client: ClientFactory) -> None:
+    release = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        assert await anyio.to_thread.run_sync(release.wait, 10)
+        await send({"type": "http.response.body", "body": b"late"})
+
+    with make_client(app).stream("GET", "/") as response:
+        assert response.status_code == 200  # the body has not been produced yet
+        release.set()
+        assert response.read() == b"late"
+
+
+def test_closing_an_endless_stream_cancels_the_app(make_client: ClientFactory) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for n in itertools.count():
+                await send({"type": "http.response.body", "body": b"%d\n" % n, "more_body": True})
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+
+    with make_client(app).stream("GET", "/events") as response:
+        lines = response.iter_lines()
+        assert [next(lines) for _ in range(3)] == ["0", "1", "2"]
+    assert cancelled.is_set()
+
+
+def test_closing_an_unfinished_response_disconnects_and_cancels(make_client: ClientFactory) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        try:
+            seen.append((await receive())["type"])  # the client going away
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            seen.append("cancelled")
+            raise
+
+    with make_client(app).stream("GET", "/") as response:
+        assert next(response.iter_raw()) == b"part"
+    assert seen == ["http.disconnect", "cancelled"]
+
+
+def test_stream_applies_backpressure(make_client: ClientFactory) -> None:
+    produced: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for n in range(3):
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            produced.append(n)
+        await send({"type": "http.response.body", "body": b""})
+
+    with make_client(app).stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert produced == []  # the app waits in send() until the test reads
+        assert next(chunks) == b"x"
+        assert next(chunks) == b"x"
+        assert 2 not in produced  # the third send waits for the third read
+        assert list(chunks) == [b"x"]
+        assert produced == [0, 1, 2]
+
+
+def test_empty_and_head_bodies_are_skipped(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"", b"a", b"", b"b"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with make_client(app).stream("GET", "/") as response:
+        assert list(response.iter_raw()) == [b"a", b"b"]
+    with make_client(app).stream("HEAD", "/") as response:
+        assert list(response.iter_raw()) == []
+
+
+def test_mutable_and_strided_body_chunks_are_copied(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        buffer = bytearray(b"ab")
+        await send({"type": "http.response.body", "body": buffer, "more_body": True})
+        buffer[:] = b"cd"  # reused by the app once send() returned
+        await send({"type": "http.response.body", "body": memoryview(buffer), "more_body": True})
+        await send({"type": "http.response.body", "body": memoryview(b"e-f-")[::2]})
+
+    client = make_client(app)
+    assert client.get("/").content == b"abcdef"
+    with client.stream("GET", "/") as response:
+        assert list(response.iter_raw()) == [b"ab", b"cd", b"ef"]
+
+
+def test_completed_response_close_waits_for_the_app(make_client: ClientFactory) -> None:
+    finished = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, b"done")
+        await anyio.sleep(0.05)  # a background task, after the response
+        finished.set()
+        raise ValueError("background failed")
+
+    with (
+        pytest.raises(ValueError, match="background failed"),
+        make_client(app).stream("GET", "/") as response,
+    ):
+        assert response.read() == b"done"
+    assert finished.is_set()
+    finished.clear()
+    assert make_client(app, raise_server_exceptions=False).get("/").text == "done"
+    assert finished.is_set()
+
+
+def test_receive_reports_disconnect_once_the_response_is_complete(
+    make_client: ClientFactory,
+) -> None:
+    after: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send_response(send, 200, b"ok")
+        with anyio.CancelScope() as scope_:  # a poll that must not wait
+            scope_.cancel()
+            after.append(await receive())
+
+    assert make_client(app).get("/").text == "ok"
+    assert after == [{"type": "http.disconnect"}]
+
+
+@pytest.mark.parametrize("how", ["close", "lifespan"])
+def test_closing_the_client_cancels_responses_left_open(
+    make_client: ClientFactory, how: str
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await send_response(send, 200, b"sent")
+        try:
+            await anyio.sleep_forever()  # a background task that never ends
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+
+    client = make_client(app)
+    if how == "close":
+        response = client.send(client.build_request("GET", "/"), stream=True)
+        chunks = response.iter_raw()
+        assert next(chunks) == b"sent"
+        client.close()
+    else:
+        with client:
+            response = client.send(client.build_request("GET", "/"), stream=True)
+            chunks = response.iter_raw()
+            assert next(chunks) == b"sent"
+    assert cancelled.is_set()
+    response.close()  # already closed by the client: a no-op
+
+
+def test_background_work_that_never_ends_is_cancelled(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, b"sent")
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+
+    monkeypatch.setattr(TestClient, "websocket_timeout", 0.1)
+    with pytest.raises(TimeoutError, match="after its response was complete"):
+        make_client(app).get("/")
+    assert cancelled.is_set()
+
+
+def test_failure_inside_the_app_always_reaches_the_test(make_client: ClientFactory) -> None:
+    class Stop(BaseException):
+        pass
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Stop("not a server error: a failed check inside the app")
+
+    for raise_server_exceptions in (True, False):
+        client = make_client(app, raise_server_exceptions=raise_server_exceptions)
+        with pytest.raises(Stop):
+            client.get("/")
+
+
+def test_app_that_never_responds(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        return
+
+    with pytest.raises(AssertionError, match="TestClient did not receive any response"):
+        make_client(app).get("/")
+    with pytest.raises(RuntimeError, match="without sending a response"):
+        make_client(app).get("/")
+    assert make_client(app, raise_server_exceptions=False).get("/").status_code == 500
+
+
+# -- trailers --------------------------------------------------------------------------------
+
+
+def trailers_app(*messages: Message) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.trailers" in scope["extensions"]
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+START_WITH_TRAILERS = {"type": "http.response.start", "status": 200, "trailers": True}
+
+
+def test_trailers_are_captured_apart_from_headers(make_client: ClientFactory) -> None:
+    app = trailers_app(
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"data"},
+        {"type": "http.response.trailers", "headers": [(b"x-sum", b"1")], "more_trailers": True},
+        {"type": "http.response.trailers", "headers": [[b"x-sum", b"2"]]},
+    )
+    response = make_client(app).get("/")
+    assert response.content == b"data"
+    assert response.extensions["http.response.trailers"] == [(b"x-sum", b"1"), (b"x-sum", b"2")]
+    assert "x-sum" not in response.headers
+    plain = make_client(trailers_app({"type": "http.response.start", "status": 204})).get("/")
+    assert "http.response.trailers" not in plain.extensions
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([{"type": "http.response.trailers"}], "without declaring trailers"),
+        ([START_WITH_TRAILERS, {"type": "http.response.trailers"}], "before body completed"),
+        (
+            [
+                START_WITH_TRAILERS,
+                {"type": "http.response.body"},
+                {"type": "http.response.body"},
+            ],
+            "after body completed",
+        ),
+        (
+            [
+                START_WITH_TRAILERS,
+                {"type": "http.response.body"},
+                {"type": "http.response.trailers"},
+                {"type": "http.response.trailers"},
+            ],
+            "after response completed",
+        ),
+    ],
+)
+def test_trailer_protocol_violations(
+    make_client: ClientFactory, messages: list[Message], error: str
+) -> None:
+    with pytest.raises(AssertionError, match=error):
+        make_client(trailers_app(*messages)).get("/")
+
+
+def test_trailers_when_the_app_fails_or_stops_early(make_client: ClientFactory) -> None:
+    messages = (
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"data"},
+        {"type": "http.response.trailers", "headers": [(b"x-a", b"1")], "more_trailers": True},
+    )
+    early = make_client(trailers_app(*messages)).get("/")  # returns without the last trailers
+    assert early.extensions["http.response.trailers"] == [(b"x-a", b"1")]
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        await trailers_app(*messages)(scope, receive, send)
+        raise ValueError("trailer failed")
+
+    with pytest.raises(ValueError, match="trailer failed"):
+        make_client(failing).get("/")
+    response = make_client(failing, raise_server_exceptions=False).get("/")
+    assert response.content == b"data"
+    assert response.extensions["http.response.trailers"] == [(b"x-a", b"1")]
+
+
+def test_unfinished_trailers_cancel_and_finished_ones_wait(make_client: ClientFactory) -> None:
+    events: list[str] = []
+
+    def app(finish: bool) -> ASGIApp:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await send(START_WITH_TRAILERS)
+            await send({"type": "http.response.body", "body": b"data"})
+            if finish:
+                await send({"type": "http.response.trailers", "headers": []})
+            try:
+                await anyio.sleep(0.05 if finish else math.inf)
+                events.append("finished")
+            except anyio.get_cancelled_exc_class():
+                events.append("cancelled")
+                raise
+
+        return app
+
+    for finish in (False, True):
+        with make_client(app(finish)).stream("GET", "/") as response:
+            assert next(response.iter_raw()) == b"data"
+    assert events == ["cancelled", "finished"]
+
+
+# -- debug extension, scope details, apps ----------------------------------------------------
+
+
+def test_debug_info_in_extensions_and_template_attributes(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.debug", "info": {"rows": [1, 2]}})
+        await send({"type": "http.response.body", "body": b"1,2"})
+
+    response = make_client(app).get("/")
+    assert response.extensions["http.response.debug"] == {"rows": [1, 2]}
+    assert not hasattr(response, "template")
+    assert "http.response.debug" not in make_client(scope_app).get("/").extensions
+
+
+def test_ipv6_base_url_and_explicit_port_zero(make_client: ClientFactory) -> None:
+    info = make_client(scope_app, base_url="http://[::1]:0").get("/").json()
+    assert info["server"] == ["::1", 0]
+    assert info["headers"]["host"] == "[::1]:0"
+    info = make_client(scope_app, base_url="http://[::1]").get("/").json()
+    assert info["server"] == ["::1", 80]
+    assert info["headers"]["host"] == "[::1]"
+
+
+def test_timeout_argument_is_deprecated(make_client: ClientFactory) -> None:
+    client = make_client(scope_app)
+    with pytest.warns(BrilloDeprecationWarning, match="'timeout' argument") as record:
+        client.get("/", timeout=1)
+    assert record[0].filename == __file__  # points at the test's own line
+    with pytest.warns(BrilloDeprecationWarning), client.stream("GET", "/", timeout=None):
+        pass
+    client.get("/")  # no warning without the argument
+
+
+def test_endpoint_classes_as_apps(make_client: ClientFactory) -> None:
+    class Page(HTTPEndpoint):
+        async def get(self, request: Request) -> PlainTextResponse:
+            return PlainTextResponse("page")
+
+    class Echo(WebSocketEndpoint):
+        encoding = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: str) -> None:
+            await websocket.send_text(data.upper())
+
+    assert make_client(Page).get("/").text == "page"
+    with make_client(Echo).websocket_connect("/") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "HI"
+
+
+def test_asgi_type_aliases() -> None:
+    async def inner(receive: Receive, send: Send) -> None:
+        await send_response(send, 200, b"aliased")
+
+    def app(scope: Scope) -> ASGIInstance:
+        return inner
+
+    two: ASGI2App = app
+    three: ASGI3App = scope_app
+    assert TestClient(two).get("/").text == "aliased"  # type: ignore[arg-type]
+    assert TestClient(three).get("/").status_code == 200
+
+
+def test_websocket_by_url_scheme_without_upgrade_header(make_client: ClientFactory) -> None:
+    client = make_client(echo_app)
+    with client.websocket_connect("ws://example.com:8080/room") as ws:
+        ws.send_text("scope")
+        view = ws.receive_json()
+    assert view["scheme"] == "ws"
+    assert "upgrade" not in view["headers"]
+    assert view["headers"]["host"] == "example.com:8080"
+
+
+def test_body_of_the_wrong_type_is_a_clear_error(make_client: ClientFactory) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": "text"})
+
+    with pytest.raises(TypeError, match="must be bytes .* not str"):
+        make_client(app).get("/")
+
+
+@pytest.mark.parametrize("stall", ["before the start", "mid-body"])
+def test_a_stalled_app_is_a_timeout_not_a_hang(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, stall: str
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if stall == "mid-body":
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+
+    monkeypatch.setattr(TestClient, "websocket_timeout", 0.1)
+    expected = "to start the response" if stall == "before the start" else "the next body chunk"
+    with pytest.raises(TimeoutError, match=expected):
+        make_client(app).get("/")
+    assert cancelled.is_set()
