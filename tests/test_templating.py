@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import pytest
 
 from brillo.applications import Brillo
 from brillo.background import BackgroundTask
+from brillo.middleware.base import BaseHTTPMiddleware
 from brillo.requests import Request
 from brillo.responses import Response
 from brillo.routing import Mount, Route
 from brillo.staticfiles import StaticFiles
 from brillo.templating import Jinja2Templates
 from brillo.testclient import TestClient
-from brillo.types import Message
+from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 
 @pytest.fixture
@@ -137,9 +139,9 @@ def test_custom_env_gets_url_for(template_dir: Path) -> None:
 
 
 def test_directory_or_env_required(template_dir: Path) -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match=r"exactly one of them \(got neither\)"):
         Jinja2Templates()  # type: ignore[call-overload]
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"'directory' or 'env' .* \(got both\)"):
         Jinja2Templates(directory=template_dir, env=jinja2.Environment())  # type: ignore[call-overload]
 
 
@@ -182,3 +184,31 @@ async def test_debug_message_only_when_the_server_supports_it(template_dir: Path
         else:
             assert kinds == ["http.response.start", "http.response.body"]
         assert sent[-1]["body"] == b"1/2"
+
+
+@pytest.mark.parametrize("kind", ["base_http", "pure_asgi"])
+def test_template_and_context_reach_the_test_behind_middleware(
+    template_dir: Path, kind: str
+) -> None:
+    class Passthrough(BaseHTTPMiddleware):
+        async def dispatch(
+            self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            return await call_next(request)
+
+    class PureASGI:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)
+
+    middleware_class: Any = Passthrough if kind == "base_http" else PureASGI
+    templates = Jinja2Templates(directory=template_dir)
+    app = app_for(templates, "proc.html", context={"who": "ann", "method": "get"})
+    app.add_middleware(middleware_class)
+    response = TestClient(app).get("/")
+    assert response.text == "ann/get"
+    assert response.template.name == "proc.html"  # type: ignore[attr-defined]
+    assert response.context["who"] == "ann"  # type: ignore[attr-defined]
+    assert response.extensions["http.response.debug"]["template"] is response.template  # type: ignore[attr-defined]

@@ -93,7 +93,10 @@ class Jinja2Templates:
         env: jinja2.Environment | None = None,
     ) -> None:
         if (directory is None) == (env is None):
-            raise _TemplatesConfigError("Jinja2Templates needs exactly one of 'directory' or 'env'")
+            raise _TemplatesConfigError(
+                "Jinja2Templates: either 'directory' or 'env' arguments must be passed, "
+                f"exactly one of them (got {'neither' if env is None else 'both'})"
+            )
         self.context_processors: list[ContextProcessor] = list(context_processors or [])
         if directory is not None:
             env = jinja2.Environment(loader=jinja2.FileSystemLoader(directory), autoescape=True)
