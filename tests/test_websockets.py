@@ -224,7 +224,9 @@ async def test_raw_accept_without_connect_then_receive_text() -> None:
 
 async def test_denial_response_needs_server_support() -> None:
     ws, peer = make_ws()
-    with pytest.raises(RuntimeError, match="does not support WebSocket denial responses"):
+    with pytest.raises(
+        RuntimeError, match="doesn't support the Websocket Denial Response extension"
+    ):
         await ws.send_denial_response(PlainTextResponse("no", status_code=401))
     assert peer.sent == []
     assert ws.application_state is WebSocketState.CONNECTING

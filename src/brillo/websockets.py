@@ -327,8 +327,9 @@ class WebSocket(HTTPConnection):
         """
         if "websocket.http.response" not in (self.scope.get("extensions") or {}):
             raise RuntimeError(
-                "The server does not support WebSocket denial responses (the "
-                '"websocket.http.response" ASGI extension); use close() to reject with 403.'
+                "The server doesn't support the Websocket Denial Response extension. Without "
+                'the "websocket.http.response" ASGI extension, reject with close(): clients '
+                "see HTTP 403."
             )
         if self.application_state is not _CONNECTING:
             raise RuntimeError(
