@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import ipaddress
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
+import anyio
+import anyio.abc
+
 from brillo.types import Scope
+
+if sys.version_info >= (3, 12):
+    from inspect import iscoroutinefunction as _is_coroutine_function
+else:  # 3.11's inspect misses coroutine functions marked the old way (unittest.mock autospecs)
+    from asyncio import iscoroutinefunction as _is_coroutine_function
 
 
 def is_async_callable(obj: Any) -> bool:
@@ -20,9 +29,25 @@ def is_async_callable(obj: Any) -> bool:
     """
     while isinstance(obj, functools.partial):
         obj = obj.func
-    return inspect.iscoroutinefunction(obj) or (
-        callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
+    return _is_coroutine_function(obj) or (
+        callable(obj) and _is_coroutine_function(type(obj).__call__)
     )
+
+
+@asynccontextmanager
+async def create_collapsing_task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """An anyio task group that re-raises a lone failure as itself, not as an ExceptionGroup.
+
+    When the body or one child task fails alone, callers see that exception (with its own
+    traceback); several concurrent failures still arrive together as an ExceptionGroup.
+    """
+    try:
+        async with anyio.create_task_group() as task_group:
+            yield task_group
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def get_route_path(scope: Scope) -> str:

@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from brillo._json import compact_chunks
+from brillo._utils import create_collapsing_task_group
 from brillo.background import BackgroundTask
 from brillo.concurrency import iterate_in_threadpool
 from brillo.types import Message, Receive, Scope, Send
@@ -493,20 +494,15 @@ class StreamingResponse(Response):
 
     async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
         """Stream while watching for ``http.disconnect``; stop quietly if the client leaves."""
-        try:
-            async with anyio.create_task_group() as tg:
+        async with create_collapsing_task_group() as tg:
 
-                async def watch() -> None:
-                    await self.listen_for_disconnect(receive)
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(watch)
-                await self.stream_response(send)
+            async def watch() -> None:
+                await self.listen_for_disconnect(receive)
                 tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+
+            tg.start_soon(watch)
+            await self.stream_response(send)
+            tg.cancel_scope.cancel()
 
 
 async def _cancel_on_disconnect(
@@ -518,27 +514,22 @@ async def _cancel_on_disconnect(
     that answers with yet another ``http.request`` instead never blocks (a hand-made test
     ``receive``, say), so watching it would spin: the watcher then stops.
     """
-    try:
-        async with anyio.create_task_group() as tg:
+    async with create_collapsing_task_group() as tg:
 
-            async def watch() -> None:
-                body_ended = False
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        tg.cancel_scope.cancel()
-                        return
-                    if body_ended:
-                        return
-                    body_ended = not message.get("more_body", False)
+        async def watch() -> None:
+            body_ended = False
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    tg.cancel_scope.cancel()
+                    return
+                if body_ended:
+                    return
+                body_ended = not message.get("more_body", False)
 
-            tg.start_soon(watch)
-            await work(*args)
-            tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        tg.start_soon(watch)
+        await work(*args)
+        tg.cancel_scope.cancel()
 
 
 def _parse_uint(text: str) -> int:
