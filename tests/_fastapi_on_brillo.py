@@ -292,6 +292,11 @@ async def needs_token(websocket: WebSocket, token: str) -> None:
     await websocket.close()
 
 
+@app.post("/limited", max_body_size=32)
+async def limited(item: Item) -> dict[str, str]:
+    return {"name": item.name}
+
+
 app.state.ready = True
 
 
@@ -328,6 +333,11 @@ def observe(backend: str) -> dict[str, Any]:
         )
         seen["create_invalid"] = http(client.post("/items", json={"name": "lamp"}))
         seen["sync"] = http(client.get("/sync/abc"))
+        seen["limited_small"] = http(client.post("/limited", json={"name": "a", "price": 1}))
+        seen["limited_large"] = http(client.post("/limited", json={"name": "a" * 64, "price": 1}))
+        seen["limited_streamed"] = http(
+            client.post("/limited", content=iter([b'{"name": "', b"a" * 64, b'", "price": 1}']))
+        )
         missing = client.get("/missing")
         seen["missing"] = {**http(missing), "x-error": missing.headers.get("x-error")}
         seen["teapot"] = http(client.get("/teapot"))

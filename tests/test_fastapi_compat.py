@@ -75,6 +75,14 @@ def test_path_query_header_params_and_dependencies(seen: dict[str, Any]) -> None
     assert seen["sync"] == ok("sync abc")  # a sync endpoint, run in the thread pool
 
 
+def test_route_body_limit(seen: dict[str, Any]) -> None:
+    # FastAPI's per-route max_body_size runs brillo's RequestBodyLimitMiddleware: 413 whether
+    # the body is announced by Content-Length or streamed past the limit.
+    assert seen["limited_small"] == ok({"name": "a"})
+    assert seen["limited_large"]["status"] == 413
+    assert seen["limited_streamed"]["status"] == 413
+
+
 def test_request_body_response_model_and_background_task(seen: dict[str, Any]) -> None:
     # response_model drops "tags"; the background task runs after the response.
     assert seen["create"] == ok({"name": "lamp", "price": 9.5}, status=201)

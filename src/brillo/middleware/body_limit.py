@@ -163,3 +163,7 @@ class RequestBodyLimitMiddleware:
 
 #: Alias under brillo's earlier name.
 BodySizeLimitMiddleware = RequestBodyLimitMiddleware
+
+# FastAPI looks this name up (getattr, optional) to unwrap body-limit errors raised inside
+# exception groups; brillo's public class is the same signal.
+_RequestBodyTooLarge = RequestBodyTooLarge
