@@ -34,6 +34,8 @@ _ANY = object()  # "has some default"
 _REQUIRED = inspect.Parameter.empty
 
 SIGNATURES: dict[str, list[tuple[str, str | None]]] = {
+    # Semi-private, but imported by FastAPI (and so part of what Starlette code relies on).
+    "brillo._exception_handler": [("wrap_app_handling_exceptions", "app, conn")],
     "brillo.applications": [
         (
             "Starlette",
@@ -163,6 +165,7 @@ SIGNATURES: dict[str, list[tuple[str, str | None]]] = {
         ("StarletteDeprecationWarning", None),
     ],
     "brillo.formparsers": [
+        ("FormMessage", None),
         ("MultiPartException", "message"),
         ("FormParser", "headers, stream, *, max_fields=1000, max_part_size=1048576"),
         ("FormParser.on_field_data", "data, start, end"),
@@ -345,6 +348,9 @@ SIGNATURES: dict[str, list[tuple[str, str | None]]] = {
         ("Jinja2Templates.get_template", "name"),
     ],
     "brillo.testclient": [
+        ("ASGIInstance", None),
+        ("ASGI2App", None),
+        ("ASGI3App", None),
         (
             "WebSocketDenialResponse",
             (
@@ -451,6 +457,14 @@ SIGNATURES: dict[str, list[tuple[str, str | None]]] = {
             "GZipMiddleware",
             (
                 "app, minimum_size=500, compresslevel=9, thread_minimum_size=131072, *, "
+                "exclude_content_types=..."
+            ),
+        ),
+        ("IdentityResponder", "app, minimum_size, *, exclude_content_types=..."),
+        (
+            "GZipResponder",
+            (
+                "app, minimum_size, compresslevel=9, *, thread_minimum_size=131072, "
                 "exclude_content_types=..."
             ),
         ),
