@@ -7,13 +7,14 @@ backend, which cannot span processes).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _rt_helpers import Collector
 
-from brillo.realtime.backends.base import Backend, Envelope, Position, PresenceEntry
+from brillo.realtime.backends.base import Backend, Delivery, Envelope, Position, PresenceEntry
 
 MakeBackend = Callable[..., Backend]
 
@@ -34,11 +35,11 @@ class BackendContract:
         try:
             await backend.subscribe("room")
             for i in range(20):
-                await backend.publish("room", Envelope("t", f"m{i}"), history=True)
-            await backend.publish("room", Envelope("b", b"\x00\xff|x"), history=True)
+                await backend.publish("room", Envelope(f"m{i}"), history=True)
+            await backend.publish("room", Envelope(b"\x00\xff|x"), history=True)
             items = await deliveries.wait(21)
             assert [d.payload for d in items[:20]] == [f"m{i}" for i in range(20)]
-            assert items[20].kind == "b"
+            assert isinstance(items[19].payload, str)  # a text frame comes back as text
             assert items[20].payload == b"\x00\xff|x"
             assert all(d.topic == "room" for d in items)
         finally:
@@ -52,8 +53,8 @@ class BackendContract:
             await backend.subscribe("a")
             await backend.subscribe("b")
             await backend.unsubscribe("b")
-            await backend.publish("b", Envelope("t", "hidden"), history=True)
-            await backend.publish("a", Envelope("t", "seen"), history=True)
+            await backend.publish("b", Envelope("hidden"), history=True)
+            await backend.publish("a", Envelope("seen"), history=True)
             items = await deliveries.wait(1)
             assert [d.payload for d in items] == ["seen"]
         finally:
@@ -65,9 +66,9 @@ class BackendContract:
         deliveries, _ = await connected(backend)
         try:
             await backend.subscribe("x")
-            first = await backend.publish("x", Envelope("t", "1"), history=True)
-            second = await backend.publish("x", Envelope("t", "2"), history=True)
-            other = await backend.publish("y", Envelope("t", "1"), history=True)
+            first = await backend.publish("x", Envelope("1"), history=True)
+            second = await backend.publish("x", Envelope("2"), history=True)
+            other = await backend.publish("y", Envelope("1"), history=True)
             assert first is not None
             assert second is not None
             assert other is not None
@@ -75,7 +76,7 @@ class BackendContract:
             assert (first.offset, second.offset, other.offset) == (1, 2, 1)
             items = await deliveries.wait(2)
             assert [d.position for d in items] == [first, second]
-            assert await backend.publish("x", Envelope("t", "3"), history=False) is None
+            assert await backend.publish("x", Envelope("3"), history=False) is None
         finally:
             await backend.close()
 
@@ -88,19 +89,19 @@ class BackendContract:
             assert empty.position.offset == 0
             assert list(empty.messages) == []
             positions = [
-                await backend.publish("h", Envelope("t", f"m{i}"), history=True) for i in range(8)
+                await backend.publish("h", Envelope(f"m{i}"), history=True) for i in range(8)
             ]
-            await backend.publish("h", Envelope("b", b"raw"), history=True)
+            await backend.publish("h", Envelope(b"raw"), history=True)
             result = await backend.history("h", after=6)
             assert result.position == Position(positions[0].epoch, 9)  # type: ignore[union-attr]
-            assert [(p.offset, k, d) for p, k, d in result.messages] == [
-                (7, "t", "m6"),
-                (8, "t", "m7"),
-                (9, "b", b"raw"),
+            assert [(p.offset, d) for p, d in result.messages] == [
+                (7, "m6"),
+                (8, "m7"),
+                (9, b"raw"),
             ]
             everything = await backend.history("h")
             assert everything.first_offset == 5  # capped at 5 messages
-            assert [p.offset for p, _, _ in everything.messages] == [5, 6, 7, 8, 9]
+            assert [p.offset for p, _ in everything.messages] == [5, 6, 7, 8, 9]
         finally:
             await backend.close()
 
@@ -109,7 +110,7 @@ class BackendContract:
         backend = make_backend(history_size=0)
         await connected(backend)
         try:
-            await backend.publish("z", Envelope("t", "a"), history=True)
+            await backend.publish("z", Envelope("a"), history=True)
             result = await backend.history("z")
             assert result.position.offset == 1
             assert result.first_offset == 2
@@ -123,7 +124,7 @@ class BackendContract:
         deliveries, _ = await connected(backend)
         try:
             await backend.subscribe("r")
-            await backend.publish("r", Envelope("t", "hi", exclude="node.7"), history=True)
+            await backend.publish("r", Envelope("hi", exclude="node.7"), history=True)
             (item,) = await deliveries.wait(1)
             assert item.exclude == "node.7"
         finally:
@@ -157,6 +158,33 @@ class BackendContract:
             assert await backend.presence("elsewhere") == []
         finally:
             await backend.close()
+
+    @pytest.mark.anyio
+    async def test_a_failing_callback_is_logged_and_deliveries_go_on(
+        self, make_backend: MakeBackend, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A hub callback that raises neither stops the backend nor reaches the publisher."""
+        caplog.set_level(logging.INFO, logger="brillo.realtime")
+        backend = make_backend()
+        got = Collector()
+
+        def flaky(delivery: Delivery) -> None:
+            if delivery.payload == "boom":
+                raise ValueError("a bug in the hub")
+            got(delivery)
+
+        await backend.connect(flaky, Collector())
+        try:
+            await backend.subscribe("room")
+            for text in ("boom", "after", "later"):
+                await backend.publish("room", Envelope(text), history=text == "later")
+            assert [d.payload for d in await got.wait(2)] == ["after", "later"]
+        finally:
+            await backend.close()
+        (record,) = [r for r in caplog.records if r.exc_info]
+        assert record.levelno == logging.ERROR
+        assert record.exc_info is not None
+        assert isinstance(record.exc_info[1], ValueError)
 
 
 def options(**kwargs: Any) -> dict[str, Any]:

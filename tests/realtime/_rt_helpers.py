@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
-from brillo.types import Message
+from brillo.types import Message, Send
 from brillo.websockets import WebSocket
 
 TIMEOUT = 5.0
@@ -38,15 +39,17 @@ class Peer:
 
     ``gate`` (when set) makes every ``send`` wait for it: a client that stopped reading.
     ``broken`` makes ``send`` raise ``OSError`` as a server does for a vanished peer.
+    ``wrap_send`` wraps the ASGI send the WebSocket gets (a middleware's send, for instance).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wrap_send: Callable[[Send], Send] | None = None) -> None:
         self.sent: list[Message] = []
         self._changed = anyio.Event()
         self.gate: anyio.Event | None = None
         self.broken = False
         self.blocked = anyio.Event()
-        self.websocket = WebSocket(ws_scope(), self._receive, self._send)
+        send = self._send if wrap_send is None else wrap_send(self._send)
+        self.websocket = WebSocket(ws_scope(), self._receive, send)
         self._incoming: list[Message] = [{"type": "websocket.connect"}]
         self._incoming_ready = anyio.Event()
 

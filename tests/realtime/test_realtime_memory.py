@@ -27,8 +27,8 @@ async def test_restart_changes_the_epoch() -> None:
     first, second = MemoryBackend(), MemoryBackend()
     await connected(first)
     await connected(second)
-    a = await first.publish("r", Envelope("t", "x"), history=True)
-    b = await second.publish("r", Envelope("t", "x"), history=True)
+    a = await first.publish("r", Envelope("x"), history=True)
+    b = await second.publish("r", Envelope("x"), history=True)
     assert a is not None
     assert b is not None
     assert a.epoch != b.epoch

@@ -26,7 +26,7 @@ from brillo.realtime.backends import (
     create_backend,
     register_backend,
 )
-from brillo.realtime.hub import Connection, Hub, Membership, Recovery
+from brillo.realtime.hub import Connection, Hub, Membership, Recovery, SocketLike
 
 __all__ = [
     "Backend",
@@ -37,6 +37,7 @@ __all__ = [
     "Position",
     "PresenceEntry",
     "Recovery",
+    "SocketLike",
     "create_backend",
     "register_backend",
 ]

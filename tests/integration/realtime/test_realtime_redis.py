@@ -40,7 +40,7 @@ async def test_two_processes_share_messages_presence_and_history(redis_url: str)
         await one.subscribe("room")
         await two.subscribe("room")
         await one.presence_join("room", PresenceEntry("a.1", "ada", {"name": "Ada"}))
-        position = await two.publish("room", Envelope("t", "hello"), history=True)
+        position = await two.publish("room", Envelope("hello"), history=True)
         assert [d.payload for d in await got_one.wait(1)] == ["hello"]
         assert [d.payload for d in await got_two.wait(1)] == ["hello"]
         listed = await two.presence("room")
@@ -75,9 +75,9 @@ async def test_flush_changes_the_epoch(redis_server: RedisServer, redis_url: str
     backend = RedisBackend(redis_url)
     await connected(backend)
     try:
-        before = await backend.publish("r", Envelope("t", "x"), history=True)
+        before = await backend.publish("r", Envelope("x"), history=True)
         redis_server.flush()
-        after = await backend.publish("r", Envelope("t", "y"), history=True)
+        after = await backend.publish("r", Envelope("y"), history=True)
         assert before is not None
         assert after is not None
         assert after.epoch != before.epoch
@@ -90,7 +90,7 @@ async def test_history_ttl_is_applied(redis_url: str) -> None:
     backend = RedisBackend(redis_url, history_ttl=30)
     await connected(backend)
     try:
-        await backend.publish("r", Envelope("t", "x"), history=True)
+        await backend.publish("r", Envelope("x"), history=True)
         with redis.Redis.from_url(redis_url) as client:
             ttl = client.pttl("brillo:rt:h:r")
         assert 0 < ttl <= 30_000
@@ -111,17 +111,17 @@ async def test_publishing_resumes_after_redis_restart(
     deliveries, _ = await connected(backend)
     try:
         await backend.subscribe("room")
-        await backend.publish("room", Envelope("t", "before"), history=True)
+        await backend.publish("room", Envelope("before"), history=True)
         await deliveries.wait(1)
         own_redis.stop()
         with pytest.raises(BackendError):
-            await backend.publish("room", Envelope("t", "lost"), history=True)
+            await backend.publish("room", Envelope("lost"), history=True)
         own_redis.start()
         # keep publishing until the resubscribed reader delivers one again (bounded)
         with anyio.fail_after(15):
             while len(deliveries.items) < 2:
                 try:
-                    await backend.publish("room", Envelope("t", "after"), history=True)
+                    await backend.publish("room", Envelope("after"), history=True)
                 except BackendError:
                     pass
                 with anyio.move_on_after(0.1):

@@ -1,16 +1,19 @@
 """The small interface every realtime backend implements.
 
 A backend moves pre-encoded messages between processes, keeps each topic's history and keeps
-presence. It knows nothing about WebSockets: the :class:`~brillo.realtime.Hub` hands it
-:class:`Envelope` objects and receives :class:`Delivery` / :class:`PresenceEvent` objects
-back through the callbacks given to :meth:`Backend.connect`.
+presence. It knows nothing about WebSockets nor about how the hub names its topics (they are
+opaque strings): the :class:`~brillo.realtime.Hub` hands it :class:`Envelope` objects and receives
+:class:`Delivery` / :class:`PresenceEvent` objects back through the callbacks given to
+:meth:`Backend.connect`. A payload is a ``str`` (a text frame) or ``bytes`` (a binary frame), and
+a backend must give it back with the same type.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 __all__ = [
@@ -23,9 +26,6 @@ __all__ = [
     "PresenceEntry",
     "PresenceEvent",
 ]
-
-#: ``"t"`` for a text frame, ``"b"`` for a binary frame.
-Kind = Literal["t", "b"]
 
 
 class BackendError(RuntimeError):
@@ -70,22 +70,26 @@ class Position(NamedTuple):
 class Envelope:
     """One message as the hub hands it to a backend: encoded exactly once.
 
-    ``payload`` is the text (``kind == "t"``) or bytes (``kind == "b"``) to put on the wire;
-    ``exclude`` is the key of a connection that must not receive it.
+    ``payload`` is the text (``str``) or binary (``bytes``) frame to put on the wire; ``exclude``
+    is the key of a connection that must not receive it (``""``: none).
     """
 
-    kind: Kind
     payload: str | bytes
+    _: KW_ONLY
     exclude: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One message coming back from a backend, to be fanned out to the topic's local members."""
+    """One message coming back from a backend, to be fanned out to the topic's local members.
+
+    ``payload`` has the type it was published with; ``position`` is ``None`` when it was
+    published without history.
+    """
 
     topic: str
-    kind: Kind
     payload: str | bytes
+    _: KW_ONLY
     exclude: str = ""
     position: Position | None = None
 
@@ -114,14 +118,14 @@ class HistoryResult:
     """What a backend knows about a topic's history.
 
     ``position`` is the position of the latest message (offset 0 when none was ever published);
-    ``messages`` are the retained ``(position, kind, payload)`` entries after the requested offset,
+    ``messages`` are the retained ``(position, payload)`` entries after the requested offset,
     oldest first; ``first_offset`` is the offset of the oldest retained message (``position.offset
     + 1`` when nothing is retained).
     """
 
     position: Position
     first_offset: int
-    messages: Sequence[tuple[Position, Kind, str | bytes]]
+    messages: Sequence[tuple[Position, str | bytes]]
 
 
 #: Called by a backend (from its own task, or synchronously inside ``publish``) for each message.
@@ -129,13 +133,32 @@ DeliveryCallback = Callable[[Delivery], None]
 #: Called by a backend for each presence change of a room this process subscribed to.
 PresenceCallback = Callable[[PresenceEvent], None]
 
+#: The logger of the realtime layer; backends log there too.
+logger = logging.getLogger("brillo.realtime")
+
+
+def call_back(callback: Callable[[Any], None] | None, value: Any) -> None:
+    """Hand ``value`` to a hub callback; an exception is logged with its traceback, not raised.
+
+    A failing callback must neither end a backend's reader nor reach the task that published.
+    """
+    if callback is None:
+        return
+    try:
+        callback(value)
+    except Exception:
+        logger.exception("realtime: the hub failed to take a message from its backend")
+
 
 class Backend(ABC):
     """Carries messages, history and presence between the processes that share one hub URL.
 
     Implementations must deliver the messages of one topic in publish order, must call the delivery
     callback only for topics this process subscribed to, and must never block the caller of
-    :meth:`publish` on a slow receiver.
+    :meth:`publish` on a slow receiver. Topic names are opaque: a backend gives none of them a
+    meaning. A callback that raises is logged with its traceback (:func:`call_back`) and
+    deliveries go on. Background work (a reader, a heartbeat) must not die silently: it logs a
+    failure with its traceback and restarts, and :meth:`close` re-raises what ended it for good.
     """
 
     @abstractmethod

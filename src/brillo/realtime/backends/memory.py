@@ -17,11 +17,11 @@ from brillo.realtime.backends.base import (
     DeliveryCallback,
     Envelope,
     HistoryResult,
-    Kind,
     Position,
     PresenceCallback,
     PresenceEntry,
     PresenceEvent,
+    call_back,
 )
 
 __all__ = ["MemoryBackend"]
@@ -32,8 +32,8 @@ class _Topic:
 
     def __init__(self, size: int) -> None:
         self.offset = 0
-        # (monotonic time, offset, kind, payload)
-        self.entries: deque[tuple[float, int, Kind, str | bytes]] = deque(maxlen=size)
+        # (monotonic time, offset, payload)
+        self.entries: deque[tuple[float, int, str | bytes]] = deque(maxlen=size)
 
 
 class MemoryBackend(Backend):
@@ -78,12 +78,12 @@ class MemoryBackend(Backend):
             state.offset += 1
             position = Position(self.epoch, state.offset)
             if self.history_size:
-                state.entries.append(
-                    (time.monotonic(), state.offset, envelope.kind, envelope.payload)
-                )
-        callback = self._on_delivery
-        if callback is not None and topic in self._subscribed:
-            callback(Delivery(topic, envelope.kind, envelope.payload, envelope.exclude, position))
+                state.entries.append((time.monotonic(), state.offset, envelope.payload))
+        if topic in self._subscribed:
+            call_back(
+                self._on_delivery,
+                Delivery(topic, envelope.payload, exclude=envelope.exclude, position=position),
+            )
         return position
 
     async def subscribe(self, topic: str) -> None:
@@ -106,9 +106,7 @@ class MemoryBackend(Backend):
                 entries.popleft()
         first = entries[0][1] if entries else state.offset + 1
         epoch = self.epoch
-        messages = [
-            (Position(epoch, off), kind, data) for _, off, kind, data in entries if off > after
-        ]
+        messages = [(Position(epoch, off), data) for _, off, data in entries if off > after]
         return HistoryResult(Position(epoch, state.offset), first, messages)
 
     async def presence_join(self, room: str, entry: PresenceEntry) -> None:
@@ -130,6 +128,5 @@ class MemoryBackend(Backend):
         return list(self._presence.get(room, {}).values())
 
     def _announce(self, event: PresenceEvent) -> None:
-        callback = self._on_presence
-        if callback is not None and event.room in self._subscribed:
-            callback(event)
+        if event.room in self._subscribed:
+            call_back(self._on_presence, event)

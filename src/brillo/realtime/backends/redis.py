@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import secrets
 from typing import Any
 
@@ -26,11 +25,12 @@ from brillo.realtime.backends.base import (
     DeliveryCallback,
     Envelope,
     HistoryResult,
-    Kind,
     Position,
     PresenceCallback,
     PresenceEntry,
     PresenceEvent,
+    call_back,
+    logger,
 )
 
 try:
@@ -42,7 +42,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 __all__ = ["RedisBackend"]
 
-logger = logging.getLogger("brillo.realtime")
+#: First pause before a reconnect or a restart, in seconds (doubles up to ``reconnect_max``).
+_FIRST_DELAY = 0.05
 
 
 def _entry_json(entry: PresenceEntry) -> str:
@@ -183,8 +184,9 @@ class RedisBackend(Backend):
     async def publish(self, topic: str, envelope: Envelope, *, history: bool) -> Position | None:
         """Publish through Redis; with ``history`` append to the topic's stream atomically."""
         payload = envelope.payload
+        kind = b"t" if isinstance(payload, str) else b"b"  # the wire's frame code
         if not history:
-            data = b"m|||" + envelope.kind.encode() + b"|" + envelope.exclude.encode() + b"|"
+            data = b"m|||" + kind + b"|" + envelope.exclude.encode() + b"|"
             data += payload.encode() if isinstance(payload, str) else payload
             if self._redis is None:
                 raise BackendError("the Redis backend is not connected")
@@ -199,7 +201,7 @@ class RedisBackend(Backend):
             [
                 self._channel(topic),
                 secrets.token_hex(6),
-                envelope.kind,
+                kind,
                 envelope.exclude,
                 payload,
                 self.history_size,
@@ -246,7 +248,7 @@ class RedisBackend(Backend):
         )
         epoch = epoch_raw.decode()
         current = int(offset_raw)
-        messages: list[tuple[Position, Kind, str | bytes]] = []
+        messages: list[tuple[Position, str | bytes]] = []
         first = current + 1
         for index, (_, fields) in enumerate(entries):
             values = dict(zip(fields[::2], fields[1::2], strict=True))
@@ -255,9 +257,9 @@ class RedisBackend(Backend):
                 first = offset
             if offset <= after:
                 continue
-            kind: Kind = "t" if values[b"k"] == b"t" else "b"
             data: bytes = values[b"d"]
-            messages.append((Position(epoch, offset), kind, data.decode() if kind == "t" else data))
+            text = values[b"k"] == b"t"
+            messages.append((Position(epoch, offset), data.decode() if text else data))
         return HistoryResult(Position(epoch, current), first, messages)
 
     # -- presence --------------------------------------------------------------------------------
@@ -291,6 +293,10 @@ class RedisBackend(Backend):
         return [_entry_from_json(item) for item in raw]
 
     async def _heartbeat(self) -> None:
+        """Every ``presence_ttl / 3`` seconds refresh this process's presence entries.
+
+        A round also reaps the expired entries of the rooms this process has members in.
+        """
         interval = self.presence_ttl / 3
         ttl_ms = max(1, int(self.presence_ttl * 1000))
         while True:
@@ -300,11 +306,9 @@ class RedisBackend(Backend):
             readd, self._readd = self._readd, False
             mode = "all" if readd else "xx"
             try:
-                for room in list(self._local | dict.fromkeys(self._topics)):
-                    if room.startswith("@"):
-                        continue
+                for room, entries in list(self._local.items()):
                     args: list[Any] = [ttl_ms, self._channel(room), mode]
-                    for entry in list(self._local.get(room, {}).values()):
+                    for entry in list(entries.values()):
                         args += [entry.connection, _entry_json(entry)]
                     await self._scripts["PRESENCE_REFRESH"](
                         keys=self._presence_keys(room), args=args
@@ -322,7 +326,8 @@ class RedisBackend(Backend):
                 await pubsub.aclose()
 
     async def _reader(self) -> None:
-        delay = 0.05
+        """Subscribe to every topic, then dispatch messages; reconnect when Redis is lost."""
+        delay = _FIRST_DELAY
         lost = False
         while True:
             try:
@@ -335,7 +340,7 @@ class RedisBackend(Backend):
                         logger.warning("realtime: reconnected to Redis at %s", self.url)
                         self._readd = True
                         lost = False
-                    delay = 0.05
+                    delay = _FIRST_DELAY
                 message = await self._pubsub.get_message(timeout=None)
                 if message is not None:
                     self._dispatch(message)
@@ -351,6 +356,7 @@ class RedisBackend(Backend):
                 delay = min(delay * 2, self.reconnect_max)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        """Hand one pub/sub message to the hub; a malformed one is logged and skipped."""
         kind = message["type"]
         channel: bytes = message["channel"]
         if kind == b"subscribe" or kind == "subscribe":
@@ -365,27 +371,35 @@ class RedisBackend(Backend):
             return
         topic = channel[len(self._channel_prefix) :].decode()
         data: bytes = message["data"]
+        item: Delivery | PresenceEvent
         try:
             if data[:2] == b"m|":
-                _, epoch, offset, mkind, exclude, payload = data.split(b"|", 5)
-                position = Position(epoch.decode(), int(offset)) if epoch else None
-                callback = self._on_delivery
-                if callback is not None:
-                    if mkind == b"t":
-                        callback(Delivery(topic, "t", payload.decode(), exclude.decode(), position))
-                    else:
-                        callback(Delivery(topic, "b", payload, exclude.decode(), position))
+                _, epoch, offset, wire_kind, exclude, payload = data.split(b"|", 5)
+                item = Delivery(
+                    topic,
+                    payload.decode() if wire_kind == b"t" else payload,
+                    exclude=exclude.decode(),
+                    position=Position(epoch.decode(), int(offset)) if epoch else None,
+                )
             elif data[:2] == b"p|":
                 _, event, expired, raw = data.split(b"|", 3)
-                presence_cb = self._on_presence
-                if presence_cb is not None:
-                    presence_cb(
-                        PresenceEvent(
-                            topic,
-                            "join" if event == b"join" else "leave",
-                            _entry_from_json(raw),
-                            expired == b"1",
-                        )
-                    )
-        except (ValueError, KeyError, UnicodeDecodeError) as exc:
-            logger.warning("realtime: ignoring a malformed message on %r: %s", topic, exc)
+                item = PresenceEvent(
+                    topic,
+                    "join" if event == b"join" else "leave",
+                    _entry_from_json(raw),
+                    expired == b"1",
+                )
+            else:
+                return
+        except Exception as exc:  # whatever another client put on the channel
+            logger.warning(
+                "realtime: ignoring a malformed message on %r: %s: %s",
+                topic,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if isinstance(item, Delivery):
+            call_back(self._on_delivery, item)
+        else:
+            call_back(self._on_presence, item)

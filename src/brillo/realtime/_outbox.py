@@ -1,0 +1,464 @@
+"""Each connection's way out: a bounded queue, one writer task, eager sends, the write timeout.
+
+:class:`Outbox` owns that state for one connection; :class:`Outboxes` holds what one hub's
+outboxes share and does what spans many of them: :meth:`Outboxes.fan_out`, the hot path, and
+the watchdog. Nothing here knows rooms, users or backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from typing import Any, Protocol
+
+import anyio
+
+from brillo.realtime._messages import Message
+from brillo.realtime._rules import QueueRule, Verdict
+from brillo.realtime._sockets import SocketLike, client_gone
+from brillo.realtime._stats import Counters
+
+__all__ = ["Item", "Outbox", "Outboxes"]
+
+logger = logging.getLogger("brillo.realtime")
+
+
+class Item:
+    """One queued delivery; shared by every local recipient of one publish."""
+
+    __slots__ = ("counters", "message", "offset")
+
+    def __init__(self, message: Message, counters: Counters, offset: int | None) -> None:
+        self.message = message
+        self.counters = counters
+        self.offset = offset
+
+
+class _Waiter(Protocol):
+    """What a writer sleeps on: an ``asyncio.Future`` or, on trio, a :class:`_TrioWaiter`."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def __await__(self) -> Generator[Any, Any, Any]: ...
+
+
+class _TrioWaiter:
+    """A one-shot trio event with the two methods of a future the writers use."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        import trio
+
+        self._event = trio.Event()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def set_result(self, result: None, /) -> None:
+        self._event.set()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self._event.wait().__await__()
+
+
+class _Resume:
+    """Awaitable that drives a coroutine first stepped elsewhere, from the value it yielded.
+
+    Fan-out runs a member's send up to its first suspension (``first``, an asyncio future);
+    awaiting this in the member's writer task yields that value to the event loop and resumes
+    the coroutine with whatever the loop sends or throws back, until it returns.
+    """
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, value = self.coro, self.first
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class Outbox:
+    """One connection's outbound side: its queue, its writer's state, how it closes.
+
+    Built without an event loop (so its rules can be tested on their own); :meth:`run` is the
+    writer, run as a task of the hub. ``dropped`` counts the messages its queue lost.
+    """
+
+    __slots__ = (
+        "_busy_since",
+        "_close_code",
+        "_close_reason",
+        "_done",
+        "_eager_send",
+        "_finished",
+        "_inflight",
+        "_queue",
+        "_retired",
+        "_rule",
+        "_scope",
+        "_send",
+        "_stuck",
+        "_waiter",
+        "dropped",
+        "key",
+        "socket",
+    )
+
+    def __init__(self, key: str, socket: SocketLike, rule: QueueRule, eager: bool) -> None:
+        self.key = key
+        self.socket = socket
+        self.dropped = 0
+        self._send = socket.send
+        self._rule = rule
+        #: The socket's send when fan-out may start it in the publishing task (see SocketLike).
+        self._eager_send = socket.send if eager else None
+        self._queue: deque[Item] = deque()
+        self._waiter: _Waiter | None = None
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._retired = False
+        self._scope: anyio.CancelScope | None = None
+        self._busy_since = 0.0
+        self._stuck = False
+        #: A send fan-out started that had to wait: (coroutine, what it yielded or the error
+        #: it raised, item); the writer finishes it before anything else.
+        self._inflight: tuple[Any, Any, Item] | None = None
+        self._finished = False
+        self._done: anyio.Event | None = None
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the queue."""
+        return len(self._queue)
+
+    @property
+    def closing(self) -> bool:
+        """True once the outbox was told to close (it takes nothing more)."""
+        return self._close_code is not None
+
+    # -- taking messages ---------------------------------------------------------------------
+
+    def offer(self, item: Item) -> bool:
+        """Queue ``item`` under the queue rule; True when an idle writer lags behind.
+
+        A full queue drops its oldest message or closes the connection with 1013, as the rule
+        says. Nothing is taken once the outbox is closing.
+        """
+        if self._close_code is not None or self._retired:
+            return False
+        queue = self._queue
+        length = len(queue)
+        rule = self._rule
+        lagging = rule.lagging(length, self._busy_since != 0.0)
+        verdict = rule.verdict(length)
+        if verdict is Verdict.DROP_OLDEST:
+            old = queue.popleft()
+            old.counters.queued -= 1
+            old.counters.dropped += 1
+            self.dropped += 1
+        elif verdict is Verdict.CLOSE:
+            item.counters.dropped += 1
+            self.dropped += 1
+            self.close(1013, "slow consumer: outbound queue full")
+            return lagging
+        queue.append(item)
+        item.counters.queued += 1
+        if self._waiter is not None:
+            self._wake()
+        return lagging
+
+    def _wake(self) -> None:
+        """Wake the writer sleeping on its waiter."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def _discard(self, as_dropped: bool) -> None:
+        """Empty the queue, counting its messages as dropped or just as no longer queued."""
+        for item in self._queue:
+            item.counters.queued -= 1
+            if as_dropped:
+                item.counters.dropped += 1
+        if as_dropped:
+            self.dropped += len(self._queue)
+        self._queue.clear()
+
+    def close(self, code: int, reason: str, last: Item | None = None) -> None:
+        """Close the connection with ``code`` once the writer is done (first call wins).
+
+        1001 (shutdown) lets the queue flush first, then ``last`` (a farewell, queued whatever
+        the bound); any other code discards the queue and abandons a send in progress (a slow
+        client is not waited for).
+        """
+        if self._close_code is not None:
+            return
+        self._close_code = code
+        self._close_reason = reason
+        if last is not None and not self._retired:
+            self._queue.append(last)
+            last.counters.queued += 1
+        if code != 1001:
+            self._discard(as_dropped=True)
+            if self._scope is not None:
+                self._scope.cancel()
+        self._wake()
+
+    def retire(self) -> int:
+        """The connection left the hub: drop what is queued and let the writer end quietly.
+
+        A send in progress is abandoned unless the outbox is closing (the close then follows).
+        Returns the count of messages this outbox dropped the first time, then 0 (the hub
+        keeps it in its totals once).
+        """
+        if self._retired:
+            return 0
+        self._retired = True
+        self._discard(as_dropped=False)
+        if self._scope is not None and self._close_code is None:
+            self._scope.cancel()
+        self._wake()
+        return self.dropped
+
+    def expire(self, limit: float) -> None:
+        """Abandon the current send if it started at or before ``limit`` (the write timeout)."""
+        since = self._busy_since
+        if since and since <= limit and not self._stuck:
+            self._stuck = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    async def wait_finished(self) -> None:
+        """Wait until the writer has ended."""
+        if not self._finished:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
+
+    # -- the writer --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        new_waiter: Callable[[], _Waiter],
+        write_timeout: float,
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """The writer: send the queue in order until closed or retired; then close the socket.
+
+        Never raises an error of the socket: a client that is gone is logged at DEBUG, any other
+        failure as a WARNING with its traceback. ``after`` runs when the writer ends, before
+        :meth:`wait_finished` returns.
+        """
+        queue = self._queue
+        send = self._send
+        monotonic = time.monotonic
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                while True:
+                    inflight = self._inflight
+                    if inflight is not None:
+                        await self._finish_inflight(inflight)
+                        continue
+                    if not queue:
+                        if self._close_code is not None:
+                            break
+                        if self._retired:
+                            return
+                        waiter = self._waiter = new_waiter()
+                        await waiter
+                        continue
+                    item = queue.popleft()
+                    counters = item.counters
+                    counters.queued -= 1
+                    self._busy_since = monotonic()
+                    await send(item.message)
+                    self._busy_since = 0.0
+                    counters.delivered += 1
+            self._scope = None
+            await self._close_socket(write_timeout)
+        except Exception as exc:
+            if client_gone(exc):
+                logger.debug("realtime: connection %s is gone (%s)", self.key, type(exc).__name__)
+            else:
+                logger.warning(
+                    "realtime: dropping connection %s after a send failed: %s: %s",
+                    self.key,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+        finally:
+            inflight, self._inflight = self._inflight, None
+            if inflight is not None and inflight[0] is not None:
+                inflight[0].close()
+            self._scope = None
+            self._waiter = None
+            self._busy_since = 0.0
+            try:
+                if after is not None:
+                    await after()
+            finally:
+                self._finished = True
+                if self._done is not None:
+                    self._done.set()
+
+    async def _finish_inflight(self, inflight: tuple[Any, Any, Item]) -> None:
+        """Finish, in the writer's task, a send fan-out started (see :meth:`Outboxes.fan_out`)."""
+        coro, first, item = inflight
+        item.counters.queued -= 1
+        if coro is None:  # the send failed on its first step
+            self._inflight = None
+            raise first
+        self._busy_since = time.monotonic()
+        try:
+            await _Resume(coro, first)
+        finally:
+            self._inflight = None
+            self._busy_since = 0.0
+        item.counters.delivered += 1
+
+    async def _close_socket(self, write_timeout: float) -> None:
+        if self._stuck:
+            logger.info(
+                "realtime: dropping connection %s: a send took longer than %ss",
+                self.key,
+                write_timeout,
+            )
+            code, reason = 1013, "write timeout"
+        else:
+            code, reason = self._close_code or 0, self._close_reason
+        if code:
+            with anyio.move_on_after(min(write_timeout, 1.0)):
+                await self.socket.close(code, reason or None)
+
+
+def _waiter_factory() -> Callable[[], _Waiter]:
+    """The cheapest one-shot waiter of the running event loop (called inside the loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: anyio's other backend is trio
+        return _TrioWaiter
+    return loop.create_future
+
+
+class Outboxes:
+    """What one hub's outboxes share (queue rule, write timeout, the loop's waiters), and fan-out.
+
+    ``eager_sends`` allows eager sends at all; they also need asyncio (trio's suspension points
+    are bound to the task that reached them) and a socket that is safe for them.
+    """
+
+    __slots__ = ("eager_sends", "new_waiter", "rule", "write_timeout")
+
+    def __init__(self, rule: QueueRule, write_timeout: float, eager_sends: bool) -> None:
+        self.rule = rule
+        self.write_timeout = write_timeout
+        self.eager_sends = eager_sends
+        self.new_waiter: Callable[[], _Waiter] = _TrioWaiter
+
+    def start(self) -> None:
+        """Bind to the running event loop (called when the hub starts)."""
+        self.new_waiter = _waiter_factory()
+
+    def new(self, key: str, socket: SocketLike, eager: bool) -> Outbox:
+        """An outbox for ``socket``; ``eager`` when its sends may start in the publisher."""
+        asyncio_loop = self.new_waiter is not _TrioWaiter
+        return Outbox(key, socket, self.rule, eager and self.eager_sends and asyncio_loop)
+
+    async def run(self, outbox: Outbox, after: Callable[[], Awaitable[None]]) -> None:
+        """Run ``outbox``'s writer (in a task of the hub), then ``after``."""
+        await outbox.run(self.new_waiter, self.write_timeout, after)
+
+    def fan_out(
+        self,
+        outboxes: Iterable[Outbox],
+        recovering: dict[Outbox, list[Item]],
+        item: Item,
+        exclude: str,
+    ) -> bool:
+        """Give ``item`` to every outbox: the hot path, no await and no per-member allocation.
+
+        ``exclude`` is the key of an outbox that is skipped; outboxes in ``recovering`` buffer
+        the item instead (their history is being read). Below the queue rule's lag mark an
+        outbox takes the item inline: when its writer is idle and the socket is safe for it
+        the send runs right here, as far as it goes without waiting (over a healthy socket it
+        completes: no task switch per delivery), and a send that must wait is handed, half
+        run, to the writer; otherwise the item is queued. Fuller queues go through
+        :meth:`Outbox.offer`. Returns True when an idle writer lags behind.
+        """
+        lag_mark = self.rule.lag_mark
+        message = item.message
+        lagging = False
+        fast = delivered = 0
+        for outbox in outboxes:
+            if exclude and outbox.key == exclude:
+                continue
+            if recovering and outbox in recovering:
+                recovering[outbox].append(item)
+                continue
+            queue = outbox._queue
+            if len(queue) >= lag_mark or outbox._close_code is not None:
+                lagging = outbox.offer(item) or lagging
+                continue
+            if outbox._waiter is None:  # the writer is busy: it will find the item
+                queue.append(item)
+                fast += 1
+                continue
+            eager_send = outbox._eager_send  # (read into a local: the cheapest call)
+            if eager_send is not None and not queue and outbox._inflight is None:
+                coro = eager_send(message)
+                try:
+                    first = coro.send(None)
+                except StopIteration:
+                    delivered += 1
+                    continue
+                except Exception as exc:
+                    outbox._inflight = (None, exc, item)
+                else:
+                    outbox._inflight = (coro, first, item)
+            else:
+                queue.append(item)
+            fast += 1
+            outbox._wake()
+        counters = item.counters
+        counters.queued += fast
+        if delivered:
+            counters.delivered += delivered
+        return lagging
+
+    async def watchdog(self, outboxes: Callable[[], Iterable[Outbox]]) -> None:
+        """Abandon the sends that take longer than the write timeout, for ever.
+
+        One scan every quarter timeout: the per-send cost is two stores.
+        """
+        timeout = self.write_timeout
+        while True:
+            await anyio.sleep(timeout / 4)
+            limit = time.monotonic() - timeout
+            for outbox in list(outboxes()):
+                outbox.expire(limit)
