@@ -6,6 +6,10 @@ what subscribers see live and what history replays never disagree. Presence live
 per room scored by expiry, refreshed by each process's heartbeat; entries of a process that died
 expire within ``presence_ttl`` seconds and are announced as expired leaves.
 
+The pub/sub reader and the heartbeat are supervised: a failure other than a lost connection is
+logged with its traceback and the task restarts after a pause (doubling up to ``reconnect_max``);
+what ends one for good is logged at once and re-raised by :meth:`RedisBackend.close`.
+
 redis-py's asyncio client runs on asyncio only.
 """
 
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from brillo.realtime.backends import _redis_scripts as scripts
@@ -105,6 +110,7 @@ class RedisBackend(Backend):
         self._pending: dict[str, asyncio.Event] = {}
         self._local: dict[str, dict[str, PresenceEntry]] = {}
         self._readd = False
+        self._closing = False
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._on_delivery: DeliveryCallback | None = None
@@ -121,6 +127,7 @@ class RedisBackend(Backend):
                 "the Redis realtime backend runs on asyncio only (redis-py's asyncio client); "
                 "use memory:// on trio"
             ) from None
+        self._closing = False
         self._on_delivery = on_delivery
         self._on_presence = on_presence
         self._redis = aioredis.Redis.from_url(self.url)
@@ -135,8 +142,8 @@ class RedisBackend(Backend):
         self._scripts["PRESENCE_REFRESH"] = self._redis.register_script(scripts.PRESENCE_REFRESH)
         self._scripts["PRESENCE_LIST"] = self._redis.register_script(scripts.PRESENCE_LIST)
         self._tasks = [
-            asyncio.create_task(self._reader(), name="brillo-realtime-redis-reader"),
-            asyncio.create_task(self._heartbeat(), name="brillo-realtime-redis-heartbeat"),
+            self._supervised("pub/sub reader", self._reader, self._drop_pubsub),
+            self._supervised("presence heartbeat", self._heartbeat, None),
         ]
         try:
             await asyncio.wait_for(self._connected.wait(), self.subscribe_timeout)
@@ -145,13 +152,17 @@ class RedisBackend(Backend):
             raise BackendError(f"Redis at {self.url} did not accept a subscription") from None
 
     async def close(self) -> None:
-        """Stop the reader and heartbeat tasks and close every Redis connection."""
+        """Stop the reader and heartbeat tasks and close every Redis connection.
+
+        Re-raises what ended a task for good (anything but cancellation), after the cleanup.
+        """
+        self._closing = True
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = set(tasks)
+        while pending:  # again if a cancellation was lost in the client (see _stopping)
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         await self._drop_pubsub()
         if self._redis is not None:
             redis_client, self._redis = self._redis, None
@@ -159,6 +170,64 @@ class RedisBackend(Backend):
                 await redis_client.aclose()
         self._on_delivery = None
         self._on_presence = None
+        failures = [exc for t in tasks if not t.cancelled() and (exc := t.exception()) is not None]
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise BaseExceptionGroup("the Redis backend's tasks failed", failures)
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    def _supervised(
+        self,
+        name: str,
+        body: Callable[[], Awaitable[None]],
+        reset: Callable[[], Awaitable[None]] | None,
+    ) -> asyncio.Task[None]:
+        """Run ``body`` in a task for as long as the backend is connected, restarting it.
+
+        An exception is logged with its traceback; ``reset`` then runs and, after a pause that
+        doubles from 50 ms up to ``reconnect_max`` (back to 50 ms after a long healthy run),
+        ``body`` starts again. A BaseException that is not an Exception (nor cancellation) ends
+        the task: logged at once, re-raised by :meth:`close`.
+        """
+
+        async def supervise() -> None:
+            loop = asyncio.get_running_loop()
+            delay = _FIRST_DELAY
+            while True:
+                started = loop.time()
+                try:
+                    await body()
+                except Exception:
+                    self._stopping()
+                    if loop.time() - started > 10 * self.reconnect_max:
+                        delay = _FIRST_DELAY
+                    logger.exception(
+                        "realtime: the Redis %s failed; restarting it in %.2fs", name, delay
+                    )
+                if reset is not None:
+                    await reset()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                logger.error("realtime: the Redis %s stopped for good", name, exc_info=exc)
+
+        task = asyncio.create_task(supervise(), name=f"brillo-realtime-redis-{name}")
+        task.add_done_callback(ended)
+        return task
+
+    def _stopping(self) -> None:
+        """Raise CancelledError when this task is being stopped.
+
+        A cancellation that lands inside the Redis client can come out as a timeout or
+        connection error; the handlers that retry call this first so the task still ends.
+        """
+        task = asyncio.current_task()
+        if self._closing or (task is not None and task.cancelling()):
+            raise asyncio.CancelledError
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -266,12 +335,13 @@ class RedisBackend(Backend):
 
     async def presence_join(self, room: str, entry: PresenceEntry) -> None:
         """Add ``entry`` to the room's sorted set and announce the join."""
+        info = _entry_json(entry)  # a meta that JSON refuses must not reach the heartbeat
         self._local.setdefault(room, {})[entry.connection] = entry
         ttl_ms = max(1, int(self.presence_ttl * 1000))
         await self._run(
             "PRESENCE_JOIN",
             self._presence_keys(room),
-            [entry.connection, _entry_json(entry), ttl_ms, self._channel(room)],
+            [entry.connection, info, ttl_ms, self._channel(room)],
         )
 
     async def presence_leave(self, room: str, entry: PresenceEntry) -> None:
@@ -313,8 +383,11 @@ class RedisBackend(Backend):
                     await self._scripts["PRESENCE_REFRESH"](
                         keys=self._presence_keys(room), args=args
                     )
-            except (RedisError, OSError) as exc:
+            except BaseException as exc:
                 self._readd = self._readd or readd  # not done: try again next round
+                if not isinstance(exc, RedisError | OSError):
+                    raise
+                self._stopping()
                 logger.debug("realtime: presence heartbeat failed: %s", exc)
 
     # -- pub/sub reader --------------------------------------------------------------------------
@@ -334,7 +407,12 @@ class RedisBackend(Backend):
                 if self._pubsub is None:
                     pubsub = self._redis.pubsub()
                     channels = [self._control, *(self._channel(t) for t in self._topics)]
-                    await pubsub.subscribe(*channels)
+                    try:
+                        await pubsub.subscribe(*channels)
+                    except BaseException:
+                        with contextlib.suppress(RedisError, OSError):
+                            await pubsub.aclose()
+                        raise
                     self._pubsub = pubsub
                     if lost:
                         logger.warning("realtime: reconnected to Redis at %s", self.url)
@@ -345,6 +423,7 @@ class RedisBackend(Backend):
                 if message is not None:
                     self._dispatch(message)
             except (RedisError, OSError) as exc:
+                self._stopping()
                 await self._drop_pubsub()
                 logger.warning(
                     "realtime: lost the Redis pub/sub connection (%s); reconnecting in %.2fs",
