@@ -150,6 +150,8 @@ def create_app(hub_url: str | None = None, *, secret_key: str | None = None) -> 
         # What the client has not seen yet goes straight to it; then it joins the room from the
         # position those messages end at, so nothing published meanwhile is lost or repeated.
         for position, payload in recovery.messages:
+            if not isinstance(payload, str):  # not JSON text: an envelope cannot carry it
+                continue
             await websocket.send_text(
                 f'{{"type":"message","room":{_json_str(room)},"position":"{position}",'
                 f'"data":{payload}}}'
