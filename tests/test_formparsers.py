@@ -122,6 +122,23 @@ async def test_urlencoded_limits() -> None:
     assert "4 bytes" in info.value.message
 
 
+@pytest.mark.anyio
+async def test_urlencoded_limits_stop_inside_one_chunk() -> None:
+    # A whole oversized body in a single chunk: parsing stops at the limit instead of
+    # collecting the rest of the chunk first (white-box: the parser's own buffers).
+    many = "&".join(f"f{i}=v" for i in range(5000)).encode()
+    parser = FormParser(Headers(), chunks(many, len(many)), max_fields=10)
+    with pytest.raises(MultiPartException, match="Too many fields"):
+        await parser.parse()
+    assert len(parser._items) == 10
+
+    huge = b"field=" + b"x" * (8 * 1024 * 1024)
+    parser = FormParser(Headers(), chunks(huge, len(huge)), max_part_size=1024)
+    with pytest.raises(MultiPartException, match="Field exceeded maximum size of 1KB."):
+        await parser.parse()
+    assert len(parser._value) <= 1024
+
+
 # ------------------------------------------------------------------------------- multipart
 
 
@@ -246,6 +263,15 @@ async def test_multipart_field_within_part_size_limit() -> None:
     body = multipart_body([part("a", b"x" * 100)])
     form = await parse_multipart(body, max_part_size=100)
     assert form["a"] == "x" * 100
+
+
+@pytest.mark.anyio
+async def test_multipart_part_limit_checked_before_buffering() -> None:
+    body = multipart_body([part("a", b"x" * (4 * 1024 * 1024))])
+    parser = MultiPartParser(mp_headers(), chunks(body, len(body)), max_part_size=1024)
+    with pytest.raises(MultiPartException, match="Part exceeded maximum size of 1KB."):
+        await parser.parse()
+    assert len(parser._part.data) <= 1024
 
 
 @pytest.mark.anyio

@@ -192,11 +192,13 @@ class FormParser:
         self._name = bytearray()
         self._value = bytearray()
 
-    def _check_size(self, buffer: bytearray) -> None:
-        if self.max_part_size is not None and len(buffer) > self.max_part_size:
+    def _append(self, buffer: bytearray, data: bytes, start: int, end: int) -> None:
+        # Checked before copying: a whole oversized body in one chunk is never buffered twice.
+        if self.max_part_size is not None and len(buffer) + (end - start) > self.max_part_size:
             raise MultiPartException(
                 f"Field exceeded maximum size of {_size_text(self.max_part_size)}."
             )
+        buffer += data[start:end]
 
     def on_field_start(self) -> None:
         """Parser callback: a new ``name=value`` pair begins."""
@@ -207,13 +209,11 @@ class FormParser:
 
     def on_field_name(self, data: bytes, start: int, end: int) -> None:
         """Parser callback: a chunk of the current field name."""
-        self._name += data[start:end]
-        self._check_size(self._name)
+        self._append(self._name, data, start, end)
 
     def on_field_data(self, data: bytes, start: int, end: int) -> None:
         """Parser callback: a chunk of the current field value."""
-        self._value += data[start:end]
-        self._check_size(self._value)
+        self._append(self._value, data, start, end)
 
     def on_field_end(self) -> None:
         """Parser callback: the current pair is complete."""
@@ -315,11 +315,11 @@ class MultiPartParser:
         """Parser callback: a chunk of the current part's body."""
         part = self._part
         if part.file is None:
-            part.data += data[start:end]
-            if len(part.data) > self.max_part_size:
+            if len(part.data) + (end - start) > self.max_part_size:
                 raise MultiPartException(
                     f"Part exceeded maximum size of {_size_text(self.max_part_size)}."
                 )
+            part.data += data[start:end]
         else:
             self._pending_writes.append((part.file, data[start:end]))
 
