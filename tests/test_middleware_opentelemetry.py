@@ -117,6 +117,27 @@ async def test_http_span(app: Any, exporter: InMemorySpanExporter) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("host", "address", "port"),
+    [
+        ("example.com:8080", "example.com", 8080),
+        ("[::1]:9000", "[::1]", 9000),
+        ("example.com", "example.com", 80),  # no port in the header: the server's
+        # Malformed Host headers are never reported as the server's address.
+        ("evil.com/x.example.com", "testserver", 80),
+        ("example.com:000080x", "testserver", 80),
+        ("[:::]", "testserver", 80),
+    ],
+)
+async def test_server_address_from_a_well_formed_host_only(
+    app: Any, exporter: InMemorySpanExporter, host: str, address: str, port: int
+) -> None:
+    await call_http(app, http_scope("/items/1", headers=[("host", host)]))
+    attrs = dict(only_span(exporter).attributes or {})
+    assert (attrs["server.address"], attrs["server.port"]) == (address, port)
+
+
+@pytest.mark.anyio
 async def test_http_route_under_mount(app: Any, exporter: InMemorySpanExporter) -> None:
     await call_http(app, http_scope("/api/v1/things/7"))
     span = only_span(exporter)

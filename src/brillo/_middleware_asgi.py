@@ -15,12 +15,9 @@ __all__ = [
     "DENIAL_EXTENSION",
     "get_header",
     "reject",
-    "request_url",
 ]
 
 DENIAL_EXTENSION = "websocket.http.response"
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def get_header(scope: Scope, name: bytes) -> bytes | None:
@@ -34,38 +31,6 @@ def get_header(scope: Scope, name: bytes) -> bytes | None:
 def get_headers(scope: Scope, name: bytes) -> list[bytes]:
     """Every value of header ``name`` (lower-case bytes), in order."""
     return [bytes(value) for key, value in scope.get("headers", ()) if key == name]
-
-
-def host_and_netloc(scope: Scope) -> str:
-    """The request's ``host[:port]`` from the Host header, else from ``scope["server"]``."""
-    host = get_header(scope, b"host")
-    if host is not None:
-        return host.decode("latin-1")
-    server = scope.get("server")
-    if server is None:
-        return ""
-    name, port = server[0], server[1]
-    scheme = scope.get("scheme", "http")
-    if port is None or _DEFAULT_PORTS.get(scheme) == port:
-        return str(name)
-    return f"{name}:{port}"
-
-
-def request_url(scope: Scope, *, scheme: str | None = None, netloc: str | None = None) -> str:
-    """Rebuild the full URL of an HTTP or WebSocket scope, optionally swapping scheme/netloc."""
-    if scheme is None:
-        scheme = scope.get("scheme", "http")
-    if netloc is None:
-        netloc = host_and_netloc(scope)
-    path: str = scope.get("path", "/")
-    root_path: str = scope.get("root_path", "")
-    if root_path and not path.startswith(root_path):
-        path = root_path + path  # servers following older ASGI wording omit root_path
-    query: bytes = scope.get("query_string", b"")
-    url = f"{scheme}://{netloc}{path}"
-    if query:
-        url += "?" + query.decode("latin-1")
-    return url
 
 
 async def reject(

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from brillo import __version__
-from brillo._middleware_asgi import request_url
+from brillo._utils import header_host, port_number, scope_url
 from brillo.routing import Mount
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,17 +66,16 @@ def _base_attributes(scope: Scope) -> tuple[dict[str, Any], dict[str, list[str]]
     query: bytes = scope.get("query_string", b"")
     if query:
         attributes["url.query"] = query.decode("latin-1")
-    host = headers.get("host", [None])[0]
+    host = header_host(scope)  # None when absent or malformed: the server address then
     server = scope.get("server")
-    if host:
-        name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if name and port.isdigit():
-            attributes["server.address"] = name
-            attributes["server.port"] = int(port)
-        else:
-            attributes["server.address"] = host
-            if server is not None and server[1] is not None:
-                attributes["server.port"] = int(server[1])
+    if host is not None:
+        name, port = host
+        attributes["server.address"] = name
+        number = port_number(port) if port else None
+        if number is not None:
+            attributes["server.port"] = number
+        elif server is not None and server[1] is not None:
+            attributes["server.port"] = int(server[1])
     elif server is not None:
         attributes["server.address"] = str(server[0])
         if server[1] is not None:
@@ -193,7 +192,7 @@ class OpenTelemetryMiddleware:
         scope[_ACTIVE_KEY] = True
         try:
             if self._excluded:
-                url = request_url(scope)
+                url = scope_url(scope)
                 if any(pattern.search(url) for pattern in self._excluded):
                     await self.app(scope, receive, send)
                     return
