@@ -104,6 +104,9 @@ class Connection:
         """Forget room ``name``; returns it (``None`` when the connection was not in it)."""
         return self._rooms.pop(name, None)
 
+    def _in_a_room(self) -> bool:
+        return bool(self._rooms)
+
     def _exit_all(self) -> list[Room]:
         rooms = list(self._rooms.values())
         self._rooms.clear()
@@ -377,7 +380,7 @@ class Hub:
         if connection is None:
             return
         entry = connection._exit(room)
-        if not connection._rooms:
+        if not connection._in_a_room():
             self._forget(connection)
         if entry is not None:
             await self._leave_room(connection, entry)
