@@ -549,6 +549,35 @@ class Hub:
             await checkpoint()
         return position
 
+    async def publish_in(
+        self,
+        transaction: Any,
+        room: str,
+        data: Any,
+        *,
+        exclude: SocketLike | Connection | str | None = None,
+    ) -> Position | None:
+        """:meth:`publish` as part of the app's own database transaction (``postgresql://``).
+
+        ``transaction`` is the connection the transaction is open on (an asyncpg connection):
+        members receive ``data`` when it commits and never if it rolls back. Backends that
+        cannot do this raise :class:`TypeError`.
+        """
+        if self._task_group is None:
+            raise RuntimeError(_NOT_RUNNING)
+        publish_in = getattr(self.backend, "publish_in", None)
+        if publish_in is None:
+            raise TypeError(
+                f"{type(self.backend).__name__} cannot publish inside a transaction; "
+                "use a postgresql:// hub"
+            )
+        envelope = Envelope(self._encoder.encode(data), exclude=self._key_of(exclude))
+        self._totals.published += 1
+        position: Position | None = await publish_in(
+            transaction, room, envelope, history=self.history_size > 0
+        )
+        return position
+
     async def send_to_user(self, user: str, data: Any) -> None:
         """Deliver ``data`` to every connection of ``user``, in whatever process it is."""
         if self._task_group is None:

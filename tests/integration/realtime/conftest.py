@@ -1,7 +1,8 @@
-"""Fixtures for the realtime integration tests: a real redis-server on a free 127.0.0.1 port.
+"""Fixtures for the realtime integration tests: a real redis-server on a free 127.0.0.1 port,
+and a real PostgreSQL cluster (``initdb`` in a temp dir, ``pg_ctl`` on 127.0.0.1).
 
-Each pytest process (xdist worker) starts its own server in its own temp dir, without
-persistence, and stops it at the end; every test gets a flushed database.
+Each pytest process (xdist worker) starts its own servers in their own temp dirs and stops them
+at the end; every test gets a flushed Redis database, or a fresh PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "realtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _pg_server import PostgresServer, running_cluster
 from _redis_server import RedisServer
 
 
@@ -51,3 +53,23 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for this pytest process (never the system's cluster)."""
+    with running_cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a fresh, empty database of that cluster."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test's own, which the test may stop and restart."""
+    with running_cluster() as server:
+        yield server

@@ -1,6 +1,7 @@
 """Realtime backends, chosen by the scheme of the hub URL.
 
-``memory://`` is the embedded single-process backend; ``redis://`` and ``rediss://`` use Redis.
+``memory://`` is the embedded single-process backend; ``redis://`` and ``rediss://`` use Redis;
+``postgresql://`` and ``postgres://`` use PostgreSQL (LISTEN/NOTIFY and tables).
 Other backends implement :class:`~brillo.realtime.backends.base.Backend` and are registered with
 :func:`register_backend`.
 """
@@ -51,10 +52,18 @@ def _redis(url: str, **options: Any) -> Backend:
     return RedisBackend(url, **options)
 
 
+def _postgres(url: str, **options: Any) -> Backend:
+    from brillo.realtime.backends.postgres import PostgresBackend
+
+    return PostgresBackend(url, **options)
+
+
 _FACTORIES: dict[str, BackendFactory] = {
     "memory": _memory,
     "redis": _redis,
     "rediss": _redis,
+    "postgresql": _postgres,
+    "postgres": _postgres,
 }
 
 

@@ -10,6 +10,7 @@ a backend must give it back with the same type.
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -126,6 +127,22 @@ class HistoryResult:
     position: Position
     first_offset: int
     messages: Sequence[tuple[Position, str | bytes]]
+
+
+def entry_to_json(entry: PresenceEntry) -> str:
+    """``entry`` as compact JSON, the form the shared backends store and announce.
+
+    Raises :class:`TypeError` when its meta is not JSON-serialisable.
+    """
+    return json.dumps(
+        {"c": entry.connection, "u": entry.user, "m": dict(entry.meta)}, separators=(",", ":")
+    )
+
+
+def entry_from_json(raw: bytes | str) -> PresenceEntry:
+    """The entry :func:`entry_to_json` wrote (errors on anything else: the caller logs them)."""
+    data = json.loads(raw)
+    return PresenceEntry(str(data["c"]), str(data["u"]), data.get("m") or {})
 
 
 #: Called by a backend (from its own task, or synchronously inside ``publish``) for each message.

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from brillo.realtime.backends import _redis_scripts as scripts
+from brillo.realtime.backends._supervisor import FIRST_DELAY, Supervisor, raise_failures
 from brillo.realtime.backends.base import (
     Backend,
     BackendError,
@@ -35,6 +34,8 @@ from brillo.realtime.backends.base import (
     PresenceEntry,
     PresenceEvent,
     call_back,
+    entry_from_json,
+    entry_to_json,
     logger,
 )
 
@@ -46,20 +47,6 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     RedisError = Exception  # type: ignore[assignment,misc]
 
 __all__ = ["RedisBackend"]
-
-#: First pause before a reconnect or a restart, in seconds (doubles up to ``reconnect_max``).
-_FIRST_DELAY = 0.05
-
-
-def _entry_json(entry: PresenceEntry) -> str:
-    return json.dumps(
-        {"c": entry.connection, "u": entry.user, "m": dict(entry.meta)}, separators=(",", ":")
-    )
-
-
-def _entry_from_json(raw: bytes | str) -> PresenceEntry:
-    data = json.loads(raw)
-    return PresenceEntry(str(data["c"]), str(data["u"]), data.get("m") or {})
 
 
 class RedisBackend(Backend):
@@ -110,9 +97,8 @@ class RedisBackend(Backend):
         self._pending: dict[str, asyncio.Event] = {}
         self._local: dict[str, dict[str, PresenceEntry]] = {}
         self._readd = False
-        self._closing = False
         self._connected = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._supervisor = Supervisor("Redis", reconnect_max)
         self._on_delivery: DeliveryCallback | None = None
         self._on_presence: PresenceCallback | None = None
 
@@ -127,7 +113,6 @@ class RedisBackend(Backend):
                 "the Redis realtime backend runs on asyncio only (redis-py's asyncio client); "
                 "use memory:// on trio"
             ) from None
-        self._closing = False
         self._on_delivery = on_delivery
         self._on_presence = on_presence
         self._redis = aioredis.Redis.from_url(self.url)
@@ -141,10 +126,8 @@ class RedisBackend(Backend):
             self._scripts[name] = self._redis.register_script(getattr(scripts, name))
         self._scripts["PRESENCE_REFRESH"] = self._redis.register_script(scripts.PRESENCE_REFRESH)
         self._scripts["PRESENCE_LIST"] = self._redis.register_script(scripts.PRESENCE_LIST)
-        self._tasks = [
-            self._supervised("pub/sub reader", self._reader, self._drop_pubsub),
-            self._supervised("presence heartbeat", self._heartbeat, None),
-        ]
+        self._supervisor.start("pub/sub reader", self._reader, self._drop_pubsub)
+        self._supervisor.start("presence heartbeat", self._heartbeat)
         try:
             await asyncio.wait_for(self._connected.wait(), self.subscribe_timeout)
         except TimeoutError:
@@ -156,13 +139,7 @@ class RedisBackend(Backend):
 
         Re-raises what ended a task for good (anything but cancellation), after the cleanup.
         """
-        self._closing = True
-        tasks, self._tasks = self._tasks, []
-        pending = set(tasks)
-        while pending:  # again if a cancellation was lost in the client (see _stopping)
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=1.0)
+        failures = await self._supervisor.stop()
         await self._drop_pubsub()
         if self._redis is not None:
             redis_client, self._redis = self._redis, None
@@ -170,64 +147,7 @@ class RedisBackend(Backend):
                 await redis_client.aclose()
         self._on_delivery = None
         self._on_presence = None
-        failures = [exc for t in tasks if not t.cancelled() and (exc := t.exception()) is not None]
-        if len(failures) == 1:
-            raise failures[0]
-        if failures:
-            raise BaseExceptionGroup("the Redis backend's tasks failed", failures)
-
-    # -- supervision -----------------------------------------------------------------------------
-
-    def _supervised(
-        self,
-        name: str,
-        body: Callable[[], Awaitable[None]],
-        reset: Callable[[], Awaitable[None]] | None,
-    ) -> asyncio.Task[None]:
-        """Run ``body`` in a task for as long as the backend is connected, restarting it.
-
-        An exception is logged with its traceback; ``reset`` then runs and, after a pause that
-        doubles from 50 ms up to ``reconnect_max`` (back to 50 ms after a long healthy run),
-        ``body`` starts again. A BaseException that is not an Exception (nor cancellation) ends
-        the task: logged at once, re-raised by :meth:`close`.
-        """
-
-        async def supervise() -> None:
-            loop = asyncio.get_running_loop()
-            delay = _FIRST_DELAY
-            while True:
-                started = loop.time()
-                try:
-                    await body()
-                except Exception:
-                    self._stopping()
-                    if loop.time() - started > 10 * self.reconnect_max:
-                        delay = _FIRST_DELAY
-                    logger.exception(
-                        "realtime: the Redis %s failed; restarting it in %.2fs", name, delay
-                    )
-                if reset is not None:
-                    await reset()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.reconnect_max)
-
-        def ended(task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                logger.error("realtime: the Redis %s stopped for good", name, exc_info=exc)
-
-        task = asyncio.create_task(supervise(), name=f"brillo-realtime-redis-{name}")
-        task.add_done_callback(ended)
-        return task
-
-    def _stopping(self) -> None:
-        """Raise CancelledError when this task is being stopped.
-
-        A cancellation that lands inside the Redis client can come out as a timeout or
-        connection error; the handlers that retry call this first so the task still ends.
-        """
-        task = asyncio.current_task()
-        if self._closing or (task is not None and task.cancelling()):
-            raise asyncio.CancelledError
+        raise_failures("Redis", failures)
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -335,7 +255,7 @@ class RedisBackend(Backend):
 
     async def presence_join(self, room: str, entry: PresenceEntry) -> None:
         """Add ``entry`` to the room's sorted set and announce the join."""
-        info = _entry_json(entry)  # a meta that JSON refuses must not reach the heartbeat
+        info = entry_to_json(entry)  # a meta that JSON refuses must not reach the heartbeat
         self._local.setdefault(room, {})[entry.connection] = entry
         ttl_ms = max(1, int(self.presence_ttl * 1000))
         await self._run(
@@ -354,13 +274,13 @@ class RedisBackend(Backend):
         await self._run(
             "PRESENCE_LEAVE",
             self._presence_keys(room),
-            [entry.connection, _entry_json(entry), self._channel(room)],
+            [entry.connection, entry_to_json(entry), self._channel(room)],
         )
 
     async def presence(self, room: str) -> list[PresenceEntry]:
         """Live entries of every process, expired ones left out."""
         raw = await self._run("PRESENCE_LIST", self._presence_keys(room), [])
-        return [_entry_from_json(item) for item in raw]
+        return [entry_from_json(item) for item in raw]
 
     async def _heartbeat(self) -> None:
         """Every ``presence_ttl / 3`` seconds refresh this process's presence entries.
@@ -379,7 +299,7 @@ class RedisBackend(Backend):
                 for room, entries in list(self._local.items()):
                     args: list[Any] = [ttl_ms, self._channel(room), mode]
                     for entry in list(entries.values()):
-                        args += [entry.connection, _entry_json(entry)]
+                        args += [entry.connection, entry_to_json(entry)]
                     await self._scripts["PRESENCE_REFRESH"](
                         keys=self._presence_keys(room), args=args
                     )
@@ -387,7 +307,7 @@ class RedisBackend(Backend):
                 self._readd = self._readd or readd  # not done: try again next round
                 if not isinstance(exc, RedisError | OSError):
                     raise
-                self._stopping()
+                self._supervisor.stopping()
                 logger.debug("realtime: presence heartbeat failed: %s", exc)
 
     # -- pub/sub reader --------------------------------------------------------------------------
@@ -400,7 +320,7 @@ class RedisBackend(Backend):
 
     async def _reader(self) -> None:
         """Subscribe to every topic, then dispatch messages; reconnect when Redis is lost."""
-        delay = _FIRST_DELAY
+        delay = FIRST_DELAY
         lost = False
         while True:
             try:
@@ -418,12 +338,12 @@ class RedisBackend(Backend):
                         logger.warning("realtime: reconnected to Redis at %s", self.url)
                         self._readd = True
                         lost = False
-                    delay = _FIRST_DELAY
+                    delay = FIRST_DELAY
                 message = await self._pubsub.get_message(timeout=None)
                 if message is not None:
                     self._dispatch(message)
             except (RedisError, OSError) as exc:
-                self._stopping()
+                self._supervisor.stopping()
                 await self._drop_pubsub()
                 logger.warning(
                     "realtime: lost the Redis pub/sub connection (%s); reconnecting in %.2fs",
@@ -465,7 +385,7 @@ class RedisBackend(Backend):
                 item = PresenceEvent(
                     topic,
                     "join" if event == b"join" else "leave",
-                    _entry_from_json(raw),
+                    entry_from_json(raw),
                     expired == b"1",
                 )
             else:
