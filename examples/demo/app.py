@@ -3,7 +3,9 @@
 Run it with ``scripts/demo`` (or ``python -m examples.demo``). ``BRILLO_HUB_URL`` picks the
 realtime backend (default ``memory://``; ``redis://127.0.0.1:6379/0`` to share rooms, presence
 and history between processes). ``BRILLO_SECRET_KEY`` signs the session cookie that holds the
-user's name.
+user's name. Its WebSockets are protected (docs/security.md): only the demo's own pages may open
+them (``BRILLO_ALLOWED_ORIGINS``, comma-separated, adds origins), and inbound messages, their
+rate and the connections per address and per user are limited.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ import psutil
 from brillo.applications import Brillo
 from brillo.middleware import Middleware
 from brillo.middleware.sessions import SessionMiddleware
+from brillo.middleware.websocket_protection import (
+    RateLimit,
+    WebSocketLimits,
+    WebSocketProtectionMiddleware,
+)
 from brillo.realtime import Hub
 from brillo.realtime.prometheus import PrometheusEndpoint
 from brillo.requests import Request
@@ -41,7 +48,18 @@ templates = Jinja2Templates(directory=HERE / "templates")
 NAME_RE = re.compile(r"^[\w .'-]{1,32}$")
 ROOM_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 MAX_TEXT = 2000  # characters in one chat message
-MAX_FRAME = 64 * 1024  # characters in one inbound frame of any kind
+MAX_FRAME = 64 * 1024  # bytes in one inbound frame of any kind
+
+#: Every socket of the demo: a frame over MAX_FRAME closes it (1009); more than 20 messages a
+#: second (bursts of 60) are dropped with an error reply; an address holds at most 64 sockets and
+#: a signed-in name 16 (refused with HTTP 429).
+WS_LIMITS = WebSocketLimits(
+    max_message_size=MAX_FRAME,
+    rate=RateLimit(20, burst=60, action="drop"),
+    max_connections_per_client=64,
+    max_connections_per_user=16,
+    user_key=lambda scope: (scope.get("session") or {}).get("name"),
+)
 
 
 def _clean_room(value: str | None) -> str:
@@ -279,12 +297,25 @@ def create_app(hub_url: str | None = None, *, secret_key: str | None = None) -> 
             WebSocketRoute("/ws/doc/{doc_id}", doc_socket),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
-        middleware=[Middleware(SessionMiddleware, secret_key=key, max_age=None)],
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=key, max_age=None),
+            # Cross-site WebSocket hijacking: only pages of this site may open the sockets.
+            Middleware(
+                WebSocketProtectionMiddleware,
+                allow_origins=["self", *_extra_origins()],
+                limits=WS_LIMITS,
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.hub = hub
     app.state.documents = documents
     return app
+
+
+def _extra_origins() -> list[str]:
+    value = os.environ.get("BRILLO_ALLOWED_ORIGINS", "")
+    return [origin.strip() for origin in value.split(",") if origin.strip()]
 
 
 def _json_str(value: str) -> str:

@@ -28,6 +28,11 @@ from brillo.datastructures import URL, URLPath
 from brillo.exceptions import BrilloDeprecationWarning, HTTPException
 from brillo.middleware import Middleware
 from brillo.middleware.body_limit import RequestBodyLimitMiddleware
+from brillo.middleware.websocket_protection import (
+    OriginPolicy,
+    WebSocketLimits,
+    protect_websocket,
+)
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, RedirectResponse, Response
 from brillo.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -119,12 +124,18 @@ def request_response(
     return app
 
 
-def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+def websocket_session(
+    func: Callable[[WebSocket], Awaitable[None]],
+    *,
+    allow_origins: Iterable[str] | OriginPolicy | None = None,
+    limits: WebSocketLimits | None = None,
+) -> ASGIApp:
     """Turn ``async func(websocket)`` into an ASGI app.
 
     Errors escaping ``func`` are handled as described in :mod:`brillo.middleware.exceptions`: a
     registered handler runs; a client error closes with its code; anything else closes with 1011
-    (if accepted) and is re-raised.
+    (if accepted) and is re-raised. ``allow_origins`` and ``limits`` protect the endpoint (see
+    :mod:`brillo.middleware.websocket_protection`).
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,7 +146,7 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
             if not await websocket_error(exc, session, scope, receive, send):
                 raise
 
-    return app
+    return protect_websocket(app, allow_origins=allow_origins, limits=limits)
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -407,6 +418,8 @@ class WebSocketRoute(BaseRoute):
 
     A function endpoint is ``async def endpoint(websocket)``; anything else (such as a
     :class:`~brillo.endpoints.WebSocketEndpoint` subclass) is used as an ASGI app.
+    ``allow_origins`` and ``limits`` protect the route, outside its ``middleware`` and on top of
+    any protection the application applies (see :mod:`brillo.middleware.websocket_protection`).
     """
 
     def __init__(
@@ -416,6 +429,8 @@ class WebSocketRoute(BaseRoute):
         *,
         name: str | None = None,
         middleware: Sequence[Middleware] | None = None,
+        allow_origins: Iterable[str] | OriginPolicy | None = None,
+        limits: WebSocketLimits | None = None,
     ) -> None:
         assert path.startswith("/"), "Routed paths must start with '/'"
         self.path = path
@@ -426,6 +441,7 @@ class WebSocketRoute(BaseRoute):
         else:
             self.app = endpoint
         self.app = _wrap_middleware(self.app, middleware)
+        self.app = protect_websocket(self.app, allow_origins=allow_origins, limits=limits)
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
