@@ -208,12 +208,15 @@ class Outbox:
             self.dropped += len(self._queue)
         self._queue.clear()
 
-    def close(self, code: int, reason: str, last: Item | None = None) -> None:
+    def close(
+        self, code: int, reason: str, last: Item | None = None, *, flush: bool | None = None
+    ) -> None:
         """Close the connection with ``code`` once the writer is done (first call wins).
 
         1001 (shutdown) lets the queue flush first, then ``last`` (a farewell, queued whatever
         the bound); any other code discards the queue and abandons a send in progress (a slow
-        client is not waited for).
+        client is not waited for). ``flush`` overrides that choice (a heartbeat timeout closes
+        with 1001 without waiting for a client that is gone).
         """
         if self._close_code is not None:
             return
@@ -222,7 +225,7 @@ class Outbox:
         if last is not None and not self._retired:
             self._queue.append(last)
             last.counters.queued += 1
-        if code != 1001:
+        if not (code == 1001 if flush is None else flush):
             self._discard(as_dropped=True)
             if self._scope is not None:
                 self._scope.cancel()

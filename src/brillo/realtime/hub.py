@@ -28,6 +28,8 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
+from brillo.middleware.websocket_protection import protection_stats
+from brillo.realtime._heartbeat import Heartbeat
 from brillo.realtime._messages import Encoder
 from brillo.realtime._outbox import Item, Outbox, Outboxes
 from brillo.realtime._rooms import Room
@@ -167,6 +169,10 @@ class Hub:
     :param backend: a ready backend instance, instead of building one from ``url``.
     :param eager_sends: allow eager sends (asyncio, sockets known to be safe for them: see
         :class:`SocketLike`); ``False`` runs every send in the connection's writer task.
+    :param heartbeat_interval: seconds between the ``{"type":"ping"}`` frames the hub sends each
+        connection in a room (``None``: no pings); clients answer ``{"type":"pong"}``.
+    :param heartbeat_timeout: seconds a connection may go without :meth:`touch` before the hub
+        closes it with 1001 "heartbeat timeout" (default: twice the interval).
     """
 
     def __init__(
@@ -185,6 +191,8 @@ class Hub:
         shutdown_timeout: float = 5.0,
         backend: Backend | None = None,
         eager_sends: bool = True,
+        heartbeat_interval: float | None = None,
+        heartbeat_timeout: float | None = None,
     ) -> None:
         rule = QueueRule(queue_size, overflow)  # checks both
         if write_timeout <= 0 or shutdown_timeout < 0:
@@ -215,6 +223,11 @@ class Hub:
         self._timeout = 5.0
         #: Set when an idle writer lags behind: the next publish yields once so writers run.
         self._pressure = False
+        self._heartbeat = (
+            None
+            if heartbeat_interval is None and heartbeat_timeout is None
+            else Heartbeat(heartbeat_interval, heartbeat_timeout)
+        )
 
     @property
     def envelope(self) -> bool:
@@ -241,6 +254,10 @@ class Hub:
         task_group.start_soon(
             self._outboxes.watchdog, self._live_outboxes, name="brillo-realtime-watchdog"
         )
+        if self._heartbeat is not None:
+            task_group.start_soon(
+                self._heartbeat.run, self._room_outboxes, name="brillo-realtime-heartbeat"
+            )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -291,6 +308,26 @@ class Hub:
 
     def _live_outboxes(self) -> Iterator[Outbox]:
         return (connection._outbox for connection in self._connections.values())
+
+    def _room_outboxes(self) -> list[Outbox]:
+        """The outboxes of the connections in at least one room (the heartbeat's)."""
+        return [c._outbox for c in self._connections.values() if c._in_a_room()]
+
+    def touch(self, websocket: SocketLike | Connection) -> None:
+        """Report that the client behind ``websocket`` was heard from (any message, a pong).
+
+        Cheap and synchronous: call it for every message received. With a heartbeat, a
+        connection not touched for ``heartbeat_timeout`` seconds is closed; without one this
+        does nothing.
+        """
+        heartbeat = self._heartbeat
+        if heartbeat is None:
+            return
+        connection = (
+            websocket if isinstance(websocket, Connection) else self._connections.get(id(websocket))
+        )
+        if connection is not None:
+            heartbeat.touch(connection._outbox)
 
     async def _shutdown(self) -> None:
         connections = list(self._connections.values())
@@ -662,16 +699,25 @@ class Hub:
         """Counters of this process: per room and in total.
 
         ``{"connections", "users", "queued", "max_queued", "dropped", "published", "delivered",
-        "rooms": {room: {"members", "queued", "dropped", "published", "delivered"}}}``;
-        ``max_queued`` is the longest outbound queue of any connection.
+        "rooms": {room: {"members", "queued", "dropped", "published", "delivered"}},
+        "heartbeat": {"pings", "timeouts"}, "refused": {kind: count}}``; ``max_queued`` is the
+        longest outbound queue of any connection; ``refused`` counts the WebSocket handshakes,
+        connections and messages refused by brillo's protection in this process (see
+        :class:`~brillo.middleware.websocket_protection.ProtectionStats`).
         """
         rooms = {
             name: entry.counters.as_dict(len(entry.members)) for name, entry in self._rooms.items()
         }
         outboxes = list(self._live_outboxes())
-        return self._totals.snapshot(
+        stats = self._totals.snapshot(
             rooms,
             len(self._users),
             [outbox.queued for outbox in outboxes],
             sum(outbox.dropped for outbox in outboxes),
         )
+        heartbeat = self._heartbeat
+        stats["heartbeat"] = (
+            {"pings": 0, "timeouts": 0} if heartbeat is None else heartbeat.snapshot()
+        )
+        stats["refused"] = protection_stats.snapshot()
+        return stats

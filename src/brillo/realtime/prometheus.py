@@ -31,6 +31,12 @@ _ROOM = (
 )
 
 
+_HEARTBEAT = (
+    ("pings", "Heartbeat pings written to connections."),
+    ("timeouts", "Connections closed for missing their heartbeat."),
+)
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -48,6 +54,21 @@ def render(hub: Hub, *, prefix: str = "brillo_realtime") -> str:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for room, values in sorted(rooms.items()):
             lines.append(f'{name}{{room="{_label(room)}"}} {values[key]}')
+    for key, help_text in _HEARTBEAT:
+        name = f"{prefix}_heartbeat_{key}_total"
+        lines += [
+            f"# HELP {name} {help_text}",
+            f"# TYPE {name} counter",
+            f"{name} {stats['heartbeat'][key]}",
+        ]
+    name = f"{prefix}_refused_total"
+    lines += [
+        f"# HELP {name} WebSocket handshakes, connections and messages refused by brillo's "
+        "protection, by reason.",
+        f"# TYPE {name} counter",
+    ]
+    for reason, count in stats["refused"].items():
+        lines.append(f'{name}{{reason="{_label(reason)}"}} {count}')
     return "\n".join(lines) + "\n"
 
 
