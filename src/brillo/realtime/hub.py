@@ -64,7 +64,7 @@ class Connection:
     Created by the hub on the first join of a socket; ``key`` is unique across processes.
     """
 
-    __slots__ = ("__weakref__", "_outbox", "_rooms", "key", "meta", "socket", "user")
+    __slots__ = ("__weakref__", "_outbox", "_pinned", "_rooms", "key", "meta", "socket", "user")
 
     def __init__(
         self, key: str, socket: SocketLike, user: str, meta: Mapping[str, Any], outbox: Outbox
@@ -75,6 +75,8 @@ class Connection:
         self.meta = dict(meta)
         self._outbox = outbox
         self._rooms: dict[str, Room] = {}
+        #: Attached with :meth:`Hub.attach`: stays registered while in no room.
+        self._pinned = False
 
     @property
     def rooms(self) -> frozenset[str]:
@@ -108,6 +110,10 @@ class Connection:
 
     def _in_a_room(self) -> bool:
         return bool(self._rooms)
+
+    def _kept(self) -> bool:
+        """Whether the hub keeps this connection: it is in a room or was attached."""
+        return self._pinned or bool(self._rooms)
 
     def _exit_all(self) -> list[Room]:
         rooms = list(self._rooms.values())
@@ -417,10 +423,59 @@ class Hub:
         if connection is None:
             return
         entry = connection._exit(room)
-        if not connection._in_a_room():
+        if not connection._kept():
             self._forget(connection)
         if entry is not None:
             await self._leave_room(connection, entry)
+
+    async def attach(
+        self,
+        websocket: SocketLike,
+        *,
+        user: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Connection:
+        """Register ``websocket`` before it joins any room; it stays until :meth:`detach`.
+
+        For a protocol layer that talks to the socket between its rooms (replies, errors): the
+        connection gets its writer at once, :meth:`send` queues to it, and leaving its last room
+        keeps it. Pair every call with :meth:`detach` (in a ``finally``).
+        """
+        connection = await self._attach(websocket, user, meta)
+        connection._pinned = True
+        return connection
+
+    async def detach(self, websocket: SocketLike) -> None:
+        """Take an attached connection out of every room and wait until its writer has ended.
+
+        What is still queued for it is dropped; afterwards nothing of the hub sends to
+        ``websocket`` any more, so its owner may use it directly (to close it, say).
+        """
+        connection = self._connections.get(id(websocket))
+        if connection is None:
+            return
+        connection._pinned = False
+        with anyio.CancelScope(shield=True):
+            for room in sorted(connection.rooms):
+                await self.leave(connection, room)
+            if self._connections.get(id(websocket)) is connection:
+                self._forget(connection)
+            with anyio.move_on_after(self._timeout):
+                await connection._outbox.wait_finished()
+
+    def send(self, websocket: SocketLike | Connection, data: Any) -> bool:
+        """Queue ``data`` for one connection only, in order with its rooms' messages.
+
+        Encoded like :meth:`publish`. Returns False (and sends nothing) when the hub does not
+        know the connection (it never joined, or it is gone).
+        """
+        connection = (
+            websocket if isinstance(websocket, Connection) else self._connections.get(id(websocket))
+        )
+        if connection is None or self._connections.get(id(connection.socket)) is not connection:
+            return False
+        self._send_one(connection, "", data)
+        return True
 
     async def _attach(
         self, websocket: SocketLike, user: str | None, meta: Mapping[str, Any] | None
