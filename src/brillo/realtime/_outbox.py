@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from typing import Any, Protocol
 
 import anyio
@@ -110,6 +110,7 @@ class Outbox:
         "_close_code",
         "_close_reason",
         "_done",
+        "_eager",
         "_eager_send",
         "_finished",
         "_inflight",
@@ -133,6 +134,9 @@ class Outbox:
         self._rule = rule
         #: The socket's send when fan-out may start it in the publishing task (see SocketLike).
         self._eager_send = socket.send if eager else None
+        #: ``_eager_send`` while an eager send may start now (the writer sleeps on its waiter,
+        #: nothing queued or in flight, not closing), else None: fan-out reads only this.
+        self._eager: Callable[[Any], Awaitable[None]] | None = None
         self._queue: deque[Item] = deque()
         self._waiter: _Waiter | None = None
         self._close_code: int | None = None
@@ -189,7 +193,8 @@ class Outbox:
         return lagging
 
     def _wake(self) -> None:
-        """Wake the writer sleeping on its waiter."""
+        """Wake the writer sleeping on its waiter (no eager send may overtake what woke it)."""
+        self._eager = None
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -255,6 +260,13 @@ class Outbox:
             if self._scope is not None:
                 self._scope.cancel()
 
+    def hand_over(self, coro: Any, first: Any, item: Item) -> None:
+        """Give the writer a send fan-out started: ``coro`` yielded ``first`` (or, with ``coro``
+        None, raised ``first``); the writer finishes it before anything else."""
+        self._inflight = (coro, first, item)
+        item.counters.queued += 1
+        self._wake()
+
     async def wait_finished(self) -> None:
         """Wait until the writer has ended."""
         if not self._finished:
@@ -293,6 +305,7 @@ class Outbox:
                         if self._retired:
                             return
                         waiter = self._waiter = new_waiter()
+                        self._eager = self._eager_send  # (cleared by whatever wakes it)
                         await waiter
                         continue
                     item = queue.popleft()
@@ -321,6 +334,7 @@ class Outbox:
                 inflight[0].close()
             self._scope = None
             self._waiter = None
+            self._eager = None
             self._busy_since = 0.0
             try:
                 if after is not None:
@@ -369,6 +383,19 @@ def _waiter_factory() -> Callable[[], _Waiter]:
     return loop.create_future
 
 
+class _Pass:
+    """The state of one fan-out pass, shared between :meth:`Outboxes.fan_out` and the pass."""
+
+    __slots__ = ("current", "delivered", "detached", "lagging", "queued")
+
+    def __init__(self) -> None:
+        self.current: Outbox | None = None
+        self.detached = False
+        self.lagging = False
+        self.delivered = 0
+        self.queued = 0
+
+
 class Outboxes:
     """What one hub's outboxes share (queue rule, write timeout, the loop's waiters), and fan-out.
 
@@ -404,55 +431,91 @@ class Outboxes:
         item: Item,
         exclude: str,
     ) -> bool:
-        """Give ``item`` to every outbox: the hot path, no await and no per-member allocation.
+        """Give ``item`` to every outbox: the hot path, no task switch and no per-member
+        allocation beyond the send itself. Returns True when an idle writer lags behind.
 
         ``exclude`` is the key of an outbox that is skipped; outboxes in ``recovering`` buffer
-        the item instead (their history is being read). Below the queue rule's lag mark an
-        outbox takes the item inline: when its writer is idle and the socket is safe for it
-        the send runs right here, as far as it goes without waiting (over a healthy socket it
-        completes: no task switch per delivery), and a send that must wait is handed, half
-        run, to the writer; otherwise the item is queued. Fuller queues go through
-        :meth:`Outbox.offer`. Returns True when an idle writer lags behind.
+        the item instead (their history is being read). An outbox whose writer sleeps with
+        nothing queued takes the send right here when its socket is safe for it (see
+        :class:`SocketLike`): the members' sends are awaited one after the other inside one
+        pass (:meth:`_pass`), stepped from here, so over healthy sockets each completes
+        without a task switch, like a plain loop. A send that has to wait suspends the pass:
+        that pass is handed, stopped at that member, to the member's writer, which finishes
+        the send and ends the pass there; a fresh pass goes on with the next member. Other
+        outboxes queue the item (:meth:`Outbox.offer` from the lag mark on).
         """
-        lag_mark = self.rule.lag_mark
-        message = item.message
-        lagging = False
-        fast = delivered = 0
-        for outbox in outboxes:
-            if exclude and outbox.key == exclude:
-                continue
-            if recovering and outbox in recovering:
-                recovering[outbox].append(item)
-                continue
-            queue = outbox._queue
-            if len(queue) >= lag_mark or outbox._close_code is not None:
-                lagging = outbox.offer(item) or lagging
-                continue
-            if outbox._waiter is None:  # the writer is busy: it will find the item
-                queue.append(item)
-                fast += 1
-                continue
-            eager_send = outbox._eager_send  # (read into a local: the cheapest call)
-            if eager_send is not None and not queue and outbox._inflight is None:
-                coro = eager_send(message)
-                try:
-                    first = coro.send(None)
-                except StopIteration:
-                    delivered += 1
-                    continue
-                except Exception as exc:
-                    outbox._inflight = (None, exc, item)
-                else:
-                    outbox._inflight = (coro, first, item)
-            else:
-                queue.append(item)
-            fast += 1
-            outbox._wake()
+        members = iter(outboxes)
         counters = item.counters
-        counters.queued += fast
-        if delivered:
-            counters.delivered += delivered
-        return lagging
+        lagging = False
+        while True:
+            fan = _Pass()
+            driver = self._pass(fan, members, recovering, item, exclude)
+            try:
+                first = driver.send(None)
+            except StopIteration:
+                waiting = None
+            else:
+                fan.detached = True
+                waiting = fan.current
+            if fan.queued:
+                counters.queued += fan.queued
+            if fan.delivered:
+                counters.delivered += fan.delivered
+            lagging = lagging or fan.lagging
+            if waiting is None:
+                return lagging
+            waiting.hand_over(driver, first, item)
+
+    async def _pass(
+        self,
+        fan: _Pass,
+        members: Iterator[Outbox],
+        recovering: dict[Outbox, list[Item]],
+        item: Item,
+        exclude: str,
+    ) -> None:
+        """One fan-out pass over ``members`` (see :meth:`fan_out`), counting into ``fan``.
+
+        Once ``fan.detached``, the pass belongs to the writer of ``fan.current``: it finishes
+        that member's send (raising its error to that writer) and stops.
+        """
+        message = item.message
+        lag_mark = self.rule.lag_mark
+        queued = 0
+        for outbox in members:
+            send = outbox._eager
+            if send is None or exclude or recovering:
+                if exclude and outbox.key == exclude:
+                    continue
+                if recovering and outbox in recovering:
+                    recovering[outbox].append(item)
+                    continue
+                if send is None:
+                    queue = outbox._queue
+                    if len(queue) >= lag_mark or outbox._close_code is not None:
+                        if outbox.offer(item):
+                            fan.lagging = True
+                        continue
+                    queue.append(item)
+                    queued += 1
+                    if outbox._waiter is not None:  # an idle writer: wake it
+                        outbox._wake()
+                    continue
+            if queued:  # counted before a send that may end this pass here
+                fan.queued += queued
+                queued = 0
+            fan.current = outbox
+            try:
+                await send(message)
+            except Exception as exc:
+                if fan.detached:
+                    raise
+                outbox.hand_over(None, exc, item)
+                continue
+            if fan.detached:
+                return
+            fan.delivered += 1
+        fan.queued += queued
 
     async def watchdog(self, outboxes: Callable[[], Iterable[Outbox]]) -> None:
         """Abandon the sends that take longer than the write timeout, for ever.
