@@ -29,6 +29,7 @@ import anyio.abc
 from anyio.lowlevel import checkpoint
 
 from brillo.middleware.websocket_protection import protection_stats
+from brillo.realtime._drain import BATCH_SIZE, close_in_batches
 from brillo.realtime._heartbeat import Heartbeat
 from brillo.realtime._messages import Encoder
 from brillo.realtime._outbox import Item, Outbox, Outboxes
@@ -45,6 +46,7 @@ from brillo.realtime.backends.base import (
     PresenceEntry,
     PresenceEvent,
 )
+from brillo.serve import on_drain
 
 __all__ = ["Connection", "Hub", "Membership", "Overflow", "Recovery", "SocketLike"]
 
@@ -56,6 +58,10 @@ _NOT_RUNNING = (
     "the Hub is not running: start it with `async with hub:` or the app lifespan "
     "(lifespan=hub.lifespan)"
 )
+
+
+def _nothing() -> None:
+    return None
 
 
 class Connection:
@@ -229,6 +235,7 @@ class Hub:
         self._timeout = 5.0
         #: Set when an idle writer lags behind: the next publish yields once so writers run.
         self._pressure = False
+        self._stop_draining: Callable[[], None] = _nothing
         self._heartbeat = (
             None
             if heartbeat_interval is None and heartbeat_timeout is None
@@ -264,6 +271,8 @@ class Hub:
             task_group.start_soon(
                 self._heartbeat.run, self._room_outboxes, name="brillo-realtime-heartbeat"
             )
+        # under brillo.serve, SIGTERM drains the hub before the server closes its sockets
+        self._stop_draining = on_drain(self.drain)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -275,9 +284,10 @@ class Hub:
         if task_group is None:
             return
         self._running = False
+        self._stop_draining()
         try:
             with anyio.CancelScope(shield=True):
-                await self._shutdown()
+                await self.drain(self.shutdown_timeout)
         finally:
             self._task_group = None
             task_group.cancel_scope.cancel()
@@ -335,18 +345,29 @@ class Hub:
         if connection is not None:
             heartbeat.touch(connection._outbox)
 
-    async def _shutdown(self) -> None:
-        connections = list(self._connections.values())
+    async def drain(self, timeout: float | None = None, *, batch_size: int = BATCH_SIZE) -> int:
+        """Close every connection gracefully, ``batch_size`` at a time, within ``timeout``.
+
+        Each gets what is queued for it, then ``shutdown_message`` (if set), then a 1001 close
+        ("server shutting down"); connections that join meanwhile are closed too. ``timeout``
+        defaults to ``shutdown_timeout``. The hub keeps running. Returns how many were closed.
+        Shutdown does this; so does :func:`brillo.serve.serve` on SIGTERM, before uvicorn
+        closes the sockets itself.
+        """
         final = None
         if self.shutdown_message is not None:
             final = self._encoder.frame(self._encoder.encode(self.shutdown_message))
         direct = self._totals.direct
-        for connection in connections:
-            last = None if final is None else Item(final, direct, None)
-            connection._outbox.close(1001, "server shutting down", last)
-        with anyio.move_on_after(self.shutdown_timeout):
-            for connection in connections:
-                await connection._outbox.wait_finished()
+
+        def farewell() -> Item | None:
+            return None if final is None else Item(final, direct, None)
+
+        return await close_in_batches(
+            self._live_outboxes,
+            farewell,
+            self.shutdown_timeout if timeout is None else timeout,
+            batch_size,
+        )
 
     # -- membership ------------------------------------------------------------------------------
 
