@@ -127,12 +127,16 @@ class ClientState:
         self._ref += 1
         return str(self._ref)
 
-    def join_frame(self, room: str, payload: Any = None) -> tuple[str, dict[str, Any]]:
-        """A join (or rejoin) of ``room``, resuming from its last position when there is one."""
+    def join_frame(
+        self, room: str, payload: Any = None, since: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """A join (or rejoin) of ``room``, resuming from ``since`` or the last position seen."""
         state = self.rooms.get(room)
         if state is None:
             state = self.rooms[room] = RoomState(room, payload)
         state.payload = payload
+        if since is not None:
+            state.position = parse_position(since)
         state.pending = []
         ref = self.next_ref()
         frame: dict[str, Any] = {"type": "join", "ref": ref, "room": room}

@@ -383,7 +383,7 @@ class Channels:
         ``presence_events=True`` for channels that track presence.
     :param channels: the :class:`Channel` declarations; a room is served by the first match.
     :param identify: ``(websocket) -> Identity | None`` (may be async) used by :meth:`endpoint`:
-        who the connection is; ``None`` refuses it (closed with 1008 before the handshake).
+        who the connection is; ``None`` refuses it (accepted, then closed with 1008).
     :param max_rooms: rooms one connection may be in at once.
     :param max_frame: longest frame accepted, in characters (longer: closed with 1009).
     :param title: the AsyncAPI document's title.
@@ -454,13 +454,15 @@ class Channels:
     async def endpoint(self, websocket: ChannelSocket) -> None:
         """A WebSocket endpoint: ``WebSocketRoute("/ws", channels.endpoint)``.
 
-        Asks ``identify`` who the connection is (a refusal closes it with 1008), then
-        :meth:`serve`\\ s it.
+        Asks ``identify`` who the connection is, then :meth:`serve`\\ s it. A refusal is
+        accepted and closed at once with 1008, so that every client (a browser included) sees
+        the code and stops reconnecting; a refused handshake would only show as 1006.
         """
         identity = Identity()
         if self.identify is not None:
             found = await _call(self.identify, websocket)
             if found is None:
+                await websocket.accept(subprotocol=_offered(websocket))
                 await websocket.close(1008, "not allowed to connect")
                 return
             identity = found
@@ -479,8 +481,7 @@ class Channels:
         FastAPI's WebSocket). A protocol violation closes it (1003 binary frame, 1007 not a
         valid frame, 1009 too large); everything else gets an error reply.
         """
-        offered = websocket.scope.get("subprotocols") or ()
-        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await websocket.accept(subprotocol=_offered(websocket))
         hub = self.hub
         connection = await hub.attach(websocket, user=user, meta=meta)
         client = _Client(self, websocket, connection.user, connection.meta)
@@ -728,6 +729,11 @@ class Channels:
                 Route(asyncapi, AsyncAPIEndpoint(self, ws_path=path), methods=["GET", "HEAD"])
             )
         return routes
+
+
+def _offered(websocket: ChannelSocket) -> str | None:
+    """The protocol's subprotocol when the client offered it."""
+    return SUBPROTOCOL if SUBPROTOCOL in (websocket.scope.get("subprotocols") or ()) else None
 
 
 class ClientScript:

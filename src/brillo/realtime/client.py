@@ -71,10 +71,17 @@ class ClientChannel:
         state = self.state
         return {} if state is None else state.presence_list()
 
-    async def join(self, payload: Any = None, *, timeout: float | None = None) -> Any:
-        """Join (or wait until rejoined); the join reply's payload."""
+    async def join(
+        self, payload: Any = None, *, since: str | None = None, timeout: float | None = None
+    ) -> Any:
+        """Join (or wait until rejoined); the join reply's payload.
+
+        ``since`` (``"epoch:offset"``) resumes from that position, as a rejoin does by itself.
+        """
         if payload is not None:
             self.payload = payload
+        if since is not None:
+            self.client._state.join_frame(self.room, self.payload, since)
         self.wanted = True
         if not self.joined.is_set():
             await self.client._join(self, timeout)
@@ -217,10 +224,17 @@ class ChannelClient:
             found = self.channels[room] = ClientChannel(self, room, payload)
         return found
 
-    async def join(self, room: str, payload: Any = None, *, timeout: float | None = None) -> Any:
+    async def join(
+        self,
+        room: str,
+        payload: Any = None,
+        *,
+        since: str | None = None,
+        timeout: float | None = None,
+    ) -> ClientChannel:
         """Join ``room``; returns its :class:`ClientChannel` (the reply is ``channel.reply``)."""
         channel = self.channel(room, payload)
-        await channel.join(payload, timeout=timeout)
+        await channel.join(payload, since=since, timeout=timeout)
         return channel
 
     # -- internals ---------------------------------------------------------------------------

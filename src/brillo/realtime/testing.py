@@ -118,9 +118,9 @@ class ChannelTestSession:
         The join resumes from ``since`` (``"epoch:offset"``) when given, else from the last
         position this session saw in the room.
         """
-        ref, frame = self.state.join_frame(room, payload)
+        ref, frame = self.state.join_frame(room, payload, since)
         if since is not None:
-            frame["since"] = since
+            frame["since"] = since  # as given, even when it is no position
         self.send(frame)
         reply = self._reply(ref)
         if reply.error is not None:
