@@ -13,6 +13,11 @@ presence and history between every process that points at the same Redis databas
 
     app = Brillo(routes=[WebSocketRoute("/ws", chat)], lifespan=hub.lifespan)
 
+On top of the hub, :class:`Channels` runs brillo's channel protocol: typed events over one
+WebSocket, many rooms per socket, replies, presence and resume (docs/channels.md), with a
+browser client (``brillo-channels.js``), a Python client (:mod:`brillo.realtime.client`) and
+test helpers (:mod:`brillo.realtime.testing`).
+
 The core of brillo never imports this package.
 """
 
@@ -26,13 +31,27 @@ from brillo.realtime.backends import (
     create_backend,
     register_backend,
 )
+from brillo.realtime.channels import (
+    Channel,
+    ChannelError,
+    Channels,
+    Context,
+    Identity,
+    JoinRefused,
+)
 from brillo.realtime.hub import Connection, Hub, Membership, Recovery, SocketLike
 
 __all__ = [
     "Backend",
     "BackendError",
+    "Channel",
+    "ChannelError",
+    "Channels",
     "Connection",
+    "Context",
     "Hub",
+    "Identity",
+    "JoinRefused",
     "Membership",
     "Position",
     "PresenceEntry",
