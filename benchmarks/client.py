@@ -445,6 +445,182 @@ async def run_fanout_pub(args: argparse.Namespace) -> None:
         stalled.close()
 
 
+# --- lockstep fan-out: the next broadcast once every member has the previous ones ----------
+#
+# Each receiver process counts, per broadcast, how many of its connections got it and, when all
+# did, sends the broadcast's number to the publisher over UDP on 127.0.0.1. The publisher keeps
+# at most ``--window`` broadcasts not yet acknowledged by every receiver process (1: lockstep).
+
+
+def parse_seq(payload: bytes) -> int:
+    start = payload.index(b'"seq":') + 6
+    end = start
+    while payload[end : end + 1].isdigit():
+        end += 1
+    return int(payload[start:end])
+
+
+class AckingReceiver(WSListener):
+    def __init__(self, shared: dict[str, Any], lat: array.array[int]) -> None:
+        self.shared = shared
+        self.lat = lat
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != TEXT:
+            return
+        t = now_ns()
+        payload = frame.get_payload_as_bytes()
+        ts = parse_ts(payload)
+        shared = self.shared
+        if ts <= 1:
+            if ts == 0:
+                shared["ended"] += 1
+                if shared["ended"] >= shared["expected"]:
+                    shared["done"].set()
+            return
+        self.lat.append(t - ts)
+        shared["last"] = t
+        if shared["first"] == 0:
+            shared["first"] = t
+        seq = parse_seq(payload)
+        counts = shared["counts"]
+        got = counts.get(seq, 0) + 1
+        if got >= shared["expected"]:
+            counts.pop(seq, None)
+            shared["ack"].sendto(b"%d" % seq, ("127.0.0.1", shared["ack_port"]))
+        else:
+            counts[seq] = got
+
+
+async def run_fanout_acking_recv(args: argparse.Namespace) -> None:
+    url = f"ws://127.0.0.1:{args.port}/ws/fanout?room=bench"
+    lat: array.array[int] = array.array("q")
+    ack = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    shared: dict[str, Any] = {
+        "ended": 0,
+        "expected": 0,
+        "done": asyncio.Event(),
+        "first": 0,
+        "last": 0,
+        "counts": {},
+        "ack": ack,
+        "ack_port": args.ack_port,
+    }
+    conns = await connect_many(lambda: AckingReceiver(shared, lat), url, args.conns)
+    shared["expected"] = len(conns)
+    emit({"event": "ready", "connections": len(conns)})
+    await read_line()  # go
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    stop_line = asyncio.ensure_future(read_line())
+    done = asyncio.ensure_future(shared["done"].wait())
+    await asyncio.wait([stop_line, done], timeout=args.duration, return_when="FIRST_COMPLETED")
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0
+    emit({"event": "stop"})
+    if args.lat_file:
+        with open(args.lat_file, "wb") as fh:
+            lat.tofile(fh)
+    for transport, _ in conns:
+        transport.disconnect()
+    ack.close()
+    emit(
+        {
+            "event": "result",
+            "deliveries": len(lat),
+            "connections": len(conns),
+            "ended": shared["ended"],
+            "first_ns": shared["first"],
+            "last_ns": shared["last"],
+            "wall_s": wall,
+            "client_cpu_s": cpu,
+            "client_util": cpu / wall,
+        }
+    )
+    os._exit(0)
+
+
+class Ignore(WSListener):
+    pass
+
+
+class AckProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.acks: dict[int, int] = {}
+        self.changed = asyncio.Event()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        seq = int(data)
+        self.acks[seq] = self.acks.get(seq, 0) + 1
+        self.changed.set()
+
+
+async def run_fanout_acked_pub(args: argparse.Namespace) -> None:
+    """Publisher of the lockstep / windowed fan-out: paced by the receivers' acknowledgements."""
+    loop = asyncio.get_running_loop()
+    ack_transport, acks = await loop.create_datagram_endpoint(
+        AckProtocol, local_addr=("127.0.0.1", 0)
+    )
+    ack_port = ack_transport.get_extra_info("sockname")[1]
+    url = f"ws://127.0.0.1:{args.port}/ws/fanout?room=bench"
+    pad = "p" * max(0, args.size - 40)
+    transport, _ = await ws_connect(Ignore, url)
+    emit({"event": "filled", "ack_port": ack_port})
+    await read_line()  # join (nothing to do: the publisher is already a member)
+    emit({"event": "ready", "connections": 1})
+    await read_line()  # go
+    c0 = time.process_time()
+    w0 = time.perf_counter()
+    first_send = now_ns()
+    deadline = time.perf_counter() + args.duration
+    sent = complete = 0
+    blocked = False
+    procs = args.procs
+    while complete < args.broadcasts:
+        while sent - complete < args.window and sent < args.broadcasts:
+            sent += 1
+            msg = json.dumps({"ts": now_ns(), "seq": sent, "pad": pad}, separators=(",", ":"))
+            transport.send(TEXT, msg.encode())
+        while acks.acks.get(complete + 1, 0) >= procs:
+            del acks.acks[complete + 1]
+            complete += 1
+        if complete >= args.broadcasts:
+            break
+        if sent - complete < args.window and sent < args.broadcasts:
+            continue
+        left = min(args.block_timeout, deadline - time.perf_counter())
+        if left <= 0:
+            blocked = True
+            break
+        acks.changed.clear()
+        try:
+            await asyncio.wait_for(acks.changed.wait(), left)
+        except TimeoutError:
+            blocked = True
+            break
+    last_ack = now_ns()
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0
+    transport.send(TEXT, b'{"ts":0,"end":1}')
+    emit({"event": "stop"})
+    await asyncio.sleep(0.1)
+    emit(
+        {
+            "event": "result",
+            "sent": sent,
+            "complete": complete,
+            "blocked": blocked,
+            "first_send_ns": first_send,
+            "last_own_ns": last_ack,
+            "wall_s": wall,
+            "client_cpu_s": cpu,
+            "client_util": cpu / wall,
+        }
+    )
+    transport.disconnect()
+    ack_transport.close()
+
+
 # --- idle connections (memory per connection) -------------------------------------------------
 
 
@@ -453,7 +629,7 @@ class Idle(WSListener):
 
 
 async def run_idle(args: argparse.Namespace) -> None:
-    url = f"ws://127.0.0.1:{args.port}/ws/echo"
+    url = f"ws://127.0.0.1:{args.port}{args.path}"
     conns = await connect_many(Idle, url, args.conns)
     emit({"event": "ready", "connections": len(conns)})
     await read_line()
@@ -466,7 +642,16 @@ async def run_idle(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    modes = ["echo", "json", "connect", "fanout-recv", "fanout-pub", "idle"]
+    modes = [
+        "echo",
+        "json",
+        "connect",
+        "fanout-recv",
+        "fanout-pub",
+        "fanout-acking-recv",
+        "fanout-acked-pub",
+        "idle",
+    ]
     parser.add_argument("mode", choices=modes)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--conns", type=int, default=50)
@@ -479,6 +664,9 @@ def main() -> None:
     parser.add_argument("--stall", action="store_true")
     parser.add_argument("--fill-mb", type=int, default=5)
     parser.add_argument("--lat-file", default="")
+    parser.add_argument("--ack-port", type=int, default=0)
+    parser.add_argument("--procs", type=int, default=1, help="receiver processes that ack")
+    parser.add_argument("--path", default="/ws/echo", help="idle mode: the WebSocket path")
     args = parser.parse_args()
     runner = {
         "echo": run_closed_loop,
@@ -486,6 +674,8 @@ def main() -> None:
         "connect": run_connect,
         "fanout-recv": run_fanout_recv,
         "fanout-pub": run_fanout_pub,
+        "fanout-acking-recv": run_fanout_acking_recv,
+        "fanout-acked-pub": run_fanout_acked_pub,
         "idle": run_idle,
     }[args.mode]
     uvloop.run(runner(args))

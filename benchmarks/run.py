@@ -61,8 +61,17 @@ TARGETS: dict[str, float] = {
     "ws_connect": 0.97,
     "fanout_1000": 0.90,
     "fanout_5000": 0.90,
+    "fanout_lockstep_1000": 0.90,
+    "fanout_lockstep_5000": 0.90,
     "http_plaintext": 0.85,
     "http_json": 0.85,
+}
+# scenario -> most server CPU per delivery brillo may spend, relative to bare's (issue 15)
+CPU_TARGETS: dict[str, float] = {
+    "fanout_1000": 1.10,
+    "fanout_5000": 1.10,
+    "fanout_lockstep_1000": 1.10,
+    "fanout_lockstep_5000": 1.10,
 }
 ALL_SCENARIOS = [
     "ws_echo",
@@ -71,10 +80,14 @@ ALL_SCENARIOS = [
     "fanout_1000",
     "fanout_5000",
     "fanout_stall",
+    "fanout_lockstep_1000",
+    "fanout_lockstep_5000",
     "memory",
     "http_plaintext",
     "http_json",
     "routing",
+    "multiprocess",
+    "servers",
 ]
 
 
@@ -89,25 +102,73 @@ def log(msg: str) -> None:
 # --- processes -------------------------------------------------------------------------------
 
 
-class Server:
-    """One uvicorn process serving one variant, pinned to the server CPU."""
+#: How each server is started: label -> (app target, port, workers) -> argv after the python.
+#: "uvicorn" (websockets' legacy protocol) is the one the main tables use.
+SERVER_KINDS: dict[str, Callable[[str, int, int], list[str]]] = {
+    "uvicorn": lambda app, port, workers: [
+        "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+        "--http", "httptools", "--ws", "websockets", "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log",
+    ],
+    "uvicorn-sansio": lambda app, port, workers: [
+        "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+        "--http", "httptools", "--ws", "websockets-sansio", "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log",
+    ],
+    "uvicorn-wsproto": lambda app, port, workers: [
+        "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
+        "--http", "httptools", "--ws", "wsproto", "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log",
+    ],
+    "hypercorn": lambda app, port, workers: [
+        "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--worker-class", "uvloop",
+        "--workers", str(workers), "--log-level", "warning", "--backlog", "4096",
+    ],
+    # granian admits at most --backpressure concurrent connections per worker (default
+    # backlog / workers = 1,024): raised so the 5,000-member rooms fit.
+    "granian": lambda app, port, workers: [
+        "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--loop", "uvloop", "--backlog", "4096",
+        "--backpressure", "20000", "--log-level", "warning", "--no-access-log", app,
+    ],
+}  # fmt: skip
 
-    def __init__(self, variant: str) -> None:
+#: What ``server()`` starts: the matrix and the multi-process runs change it around their calls.
+SERVER_OPTIONS: dict[str, Any] = {"kind": "uvicorn", "workers": 1, "env": {}}
+
+
+class Server:
+    """One server (uvicorn by default) serving one variant, pinned to the server CPU.
+
+    CPU time and RSS are those of the whole process tree (the workers of a multi-process server
+    and the backend service, when ``extra_pids`` names it).
+    """
+
+    def __init__(
+        self,
+        variant: str,
+        kind: str = "uvicorn",
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        extra_pids: list[int] | None = None,
+    ) -> None:
         self.variant = variant
+        self.kind = kind
         self.port = PORTS[variant]
-        cmd = [
-            *NICE, "taskset", "-c", SERVER_CPU,
-            PY, "-m", "uvicorn", VARIANTS[variant],
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
-            "--workers", "1", "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
+        cmd = [*NICE, "taskset", "-c", SERVER_CPU, PY]
+        cmd += SERVER_KINDS[kind](VARIANTS[variant], self.port, workers)
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=bench_env()
+            cmd,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**bench_env(), **(env or {})},
+            start_new_session=True,
         )
         self.ps = psutil.Process(self.proc.pid)
-        deadline = time.monotonic() + 20
+        self.extra = [psutil.Process(pid) for pid in extra_pids or []]
+        deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
                 raise BenchError(f"{variant} server exited: {self.output()}")
@@ -119,19 +180,46 @@ class Server:
             if time.monotonic() > deadline:
                 raise BenchError(f"{variant} server did not listen on {self.port}")
             time.sleep(0.05)
+        if workers > 1:  # every worker up (each answers on the shared socket when ready)
+            deadline = time.monotonic() + 30
+            while len(self.ps.children(recursive=True)) < workers:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{variant}: fewer than {workers} workers started")
+                time.sleep(0.05)
+            time.sleep(1.0)
+
+    def server_processes(self) -> list[psutil.Process]:
+        out = [self.ps]
+        with contextlib.suppress(psutil.Error):
+            out += self.ps.children(recursive=True)
+        return out
+
+    def processes(self) -> list[psutil.Process]:
+        return self.server_processes() + self.extra_tree()
+
+    def extra_tree(self) -> list[psutil.Process]:
+        out = []
+        for extra in self.extra:
+            out.append(extra)
+            with contextlib.suppress(psutil.Error):
+                out += extra.children(recursive=True)
+        return out
 
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-2000:]
 
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
+        total = 0.0
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
 
     def mark(self) -> tuple[float, ...]:
-        t = self.ps.cpu_times()
         return (
-            t.user + t.system,
+            self.cpu(),
             busy_time_of_cpu(SERVER_CPU),
             busy_time_of_cpu(CLIENT_CPU),
             time.perf_counter(),
@@ -141,8 +229,7 @@ class Server:
         """Server CPU seconds since ``mark``; the share of the server's core that other processes
         took meanwhile (interference from outside the benchmark); how busy the client core was
         (the caller subtracts its clients' own share)."""
-        t = self.ps.cpu_times()
-        cpu = t.user + t.system - mark[0]
+        cpu = self.cpu() - mark[0]
         wall = time.perf_counter() - mark[3]
         if wall <= 0:
             return cpu, 0.0, 0.0
@@ -151,22 +238,36 @@ class Server:
         return cpu, max(0.0, others), busy1
 
     def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
+        """Resident memory of the server's processes (a backend service left out)."""
+        total = 0
+        for proc in self.server_processes():
+            with contextlib.suppress(psutil.Error):
+                total += int(proc.memory_info().rss)
+        return total
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(4)
+                self.proc.wait(8)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers left behind, if any
         self.log.close()
 
 
 @contextlib.contextmanager
 def server(variant: str) -> Iterator[Server]:
-    srv = Server(variant)
+    srv = Server(
+        variant,
+        SERVER_OPTIONS["kind"],
+        SERVER_OPTIONS["workers"],
+        SERVER_OPTIONS["env"],
+        SERVER_OPTIONS.get("extra_pids"),
+    )
     try:
         yield srv
     finally:
@@ -419,6 +520,113 @@ def fanout_stall(cfg: Config, variant: str) -> dict[str, Any]:
     return fanout(cfg, variant, 1000, stall=True)
 
 
+def fanout_acked(
+    cfg: Config, variant: str, members: int, window: int, broadcasts: int
+) -> dict[str, Any]:
+    """Fan-out paced by the receivers: at most ``window`` broadcasts not yet received by every
+    member (1: lockstep, message k+1 is published once message k reached every member).
+
+    Also reports the server tree's RSS growth per member connection (``kib_per_member``).
+    """
+    procs = max(cfg.fanout_procs, -(-members // 5000))  # at most 5,000 clients per process
+    tmp = Path(tempfile.mkdtemp(prefix="brillo-bench-"))
+    receivers: list[Client] = []
+    pub: Client | None = None
+    try:
+        with server(variant) as srv:
+            share = [members // procs + (i < members % procs) for i in range(procs)]
+            pub = Client(
+                "fanout-acked-pub",
+                srv.port,
+                broadcasts=broadcasts,
+                window=window,
+                size=cfg.payload,
+                duration=cfg.fanout_timeout,
+                procs=procs,
+                block_timeout=10,
+            )
+            ack_port = pub.expect("filled", 60)["ack_port"]
+            time.sleep(0.3)
+            rss0 = srv.rss()
+            for i, n in enumerate(share):
+                receivers.append(
+                    Client(
+                        "fanout-acking-recv",
+                        srv.port,
+                        conns=n,
+                        duration=cfg.fanout_timeout,
+                        lat_file=tmp / f"lat{i}",
+                        ack_port=ack_port,
+                    )
+                )
+            connected = sum(r.expect("ready", 300)["connections"] for r in receivers)
+            if connected < members:
+                raise BenchError(f"only {connected}/{members} members connected")
+            time.sleep(1.0)
+            rss1 = srv.rss()
+            pub.say("join")
+            pub.expect("ready", 30)
+            c0 = srv.mark()
+            for r in receivers:
+                r.say("go")
+            pub.say("go")
+            pub.expect("stop", cfg.fanout_timeout + 30)
+            cpu, other, busy1 = srv.since(c0)
+            pres = pub.expect("result", 30)
+            deadline = time.monotonic() + 5
+            rres = []
+            for r in receivers:
+                ev = r.poll_event(max(0.1, deadline - time.monotonic()))
+                if ev is None:
+                    r.say("stop")
+                    ev = r.event(30)
+                if ev.get("event") != "stop":
+                    raise BenchError(f"expected stop, got {ev}")
+                rres.append(r.expect("result", 60))
+    finally:
+        for c in [*receivers, *([pub] if pub else [])]:
+            c.say("stop")
+            c.close()
+    lat: array.array[int] = array.array("q")
+    for i in range(procs):
+        path = tmp / f"lat{i}"
+        if path.exists():
+            lat.frombytes(path.read_bytes())
+    shutil.rmtree(tmp, ignore_errors=True)
+    if pres["blocked"]:
+        raise BenchError(
+            f"{variant}: {pres['complete']}/{pres['sent']} broadcasts reached every member"
+        )
+    deliveries = sum(r["deliveries"] for r in rres)
+    window_s = (pres["last_own_ns"] - pres["first_send_ns"]) / 1e9
+    client_cpu = pres["client_cpu_s"] + sum(r["client_cpu_s"] for r in rres)
+    ordered = sorted(lat)
+    n = len(ordered)
+    return {
+        "rate": deliveries / window_s if window_s > 0 else 0.0,
+        "p50_ms": ordered[n // 2] / 1e6 if n else float("nan"),
+        "p99_ms": ordered[min(n - 1, n * 99 // 100)] / 1e6 if n else float("nan"),
+        "deliveries": deliveries,
+        "expected": pres["sent"] * members,
+        "broadcasts": pres["sent"],
+        "blocked": False,
+        "kib_per_member": (rss1 - rss0) / members / 1024,
+        "server_cpu_us": cpu / deliveries * 1e6 if deliveries else float("nan"),
+        "server_util": cpu / max(1e-9, pres["wall_s"]),
+        "other_cpu0": other,
+        "client_util": client_cpu / max(1e-9, pres["wall_s"]),
+        "other_cpu1": max(0.0, busy1 - (client_cpu / max(1e-9, pres["wall_s"]))),
+    }
+
+
+def fanout_lockstep_1000(cfg: Config, variant: str) -> dict[str, Any]:
+    return fanout_acked(cfg, variant, 1000, 1, cfg.lockstep_1k)
+
+
+def fanout_lockstep_5000(cfg: Config, variant: str) -> dict[str, Any]:
+    return fanout_acked(cfg, variant, cfg.big_room, 1, cfg.lockstep_5k)
+
+
 def memory(cfg: Config, variant: str) -> dict[str, Any]:
     n = cfg.idle_conns
     with server(variant) as srv:
@@ -506,6 +714,8 @@ SCENARIOS: dict[str, Callable[[Config, str], dict[str, Any]]] = {
     "fanout_1000": fanout_1000,
     "fanout_5000": fanout_5000,
     "fanout_stall": fanout_stall,
+    "fanout_lockstep_1000": fanout_lockstep_1000,
+    "fanout_lockstep_5000": fanout_lockstep_5000,
     "memory": memory,
     "http_plaintext": http_plaintext,
     "http_json": http_json,
@@ -513,6 +723,241 @@ SCENARIOS: dict[str, Callable[[Config, str], dict[str, Any]]] = {
 # the stalled-client scenario compares brillo with the bare ceiling (Starlette's loop blocks
 # exactly like bare's); it runs for those two only
 SCENARIO_VARIANTS = {"fanout_stall": ["bare", "brillo"]}
+
+
+# --- multi-process fan-out: N workers sharing one backend --------------------------------------
+
+#: (backend, workers) configurations of the multi-process runs; memory only with one worker.
+MULTI_CONFIGS = [
+    ("memory", 1),
+    ("redis", 1),
+    ("redis", 2),
+    ("redis", 4),
+    ("postgres", 1),
+    ("postgres", 2),
+    ("postgres", 4),
+]
+
+
+def run_multiprocess(cfg: Config) -> dict[str, Any]:
+    """brillo's fan-out with N uvicorn workers sharing a backend, M members spread over them.
+
+    One publisher (a member too) sends 256-byte JSON messages, at most ``multi_window`` of them
+    not yet received by every member; each reaches every member through the backend. The
+    backend service runs on the server CPU with the workers, and its CPU time counts as
+    server CPU.
+    """
+    from benchmarks.services import PostgresService, RedisService
+
+    out: dict[str, Any] = {"window": cfg.multi_window, "rows": [], "errors": []}
+    for members in cfg.multi_members:
+        broadcasts = max(10, cfg.multi_deliveries // members)
+        for backend, workers in MULTI_CONFIGS:
+            label = f"{backend} x{workers} workers, {members:,} members"
+            for rnd in range(cfg.multi_rounds):
+                service: Any = None
+                try:
+                    env = {"BRILLO_BENCH_HUB": "memory://"}
+                    if backend == "redis":
+                        service = RedisService(SERVER_CPU)
+                        env["BRILLO_BENCH_HUB"] = service.url
+                    elif backend == "postgres":
+                        service = PostgresService(SERVER_CPU)
+                        env["BRILLO_BENCH_HUB"] = service.url
+                    SERVER_OPTIONS.update(
+                        kind="uvicorn",
+                        workers=workers,
+                        env=env,
+                        extra_pids=service.pids() if service else None,
+                    )
+                    res = fanout_acked(cfg, "brillo", members, cfg.multi_window, broadcasts)
+                except (BenchError, RuntimeError, OSError) as exc:
+                    log(f"multiprocess {label} round {rnd + 1}: FAILED: {exc}")
+                    out["errors"].append(f"{label}: {str(exc)[:300]}")
+                    continue
+                finally:
+                    SERVER_OPTIONS.update(kind="uvicorn", workers=1, env={}, extra_pids=None)
+                    if service is not None:
+                        service.stop()
+                res.update(backend=backend, workers=workers, members=members, round=rnd + 1)
+                out["rows"].append(res)
+                log(
+                    f"multiprocess {label} round {rnd + 1}: {res['rate']:,.0f} deliveries/s, "
+                    f"p99 {res['p99_ms']:.1f} ms, {res['server_cpu_us']:.1f} µs CPU/delivery"
+                )
+    return out
+
+
+# --- the server matrix: brillo under each server ---------------------------------------------
+
+MATRIX_SCENARIOS = ["ws_echo", "ws_json", "ws_connect", "fanout_lockstep_1000"]
+
+AUTOBAHN = """
+import asyncio, collections, json, os, sys
+import kosoku
+
+async def main():
+    try:
+        return await kosoku.run_fuzzingclient(
+            sys.argv[1], cases=None, exclude_cases=["12.*", "13.*"], concurrency=4
+        )
+    except kosoku.FailureError as exc:
+        return list(exc.results)
+
+results = asyncio.run(main())
+counts = collections.Counter()
+failed = []
+for r in results:
+    counts[r.behavior.value] += 1
+    if r.behavior.value not in ("OK", "NON-STRICT", "INFORMATIONAL") or (
+        r.behavior_close.value not in ("OK", "INFORMATIONAL")
+    ):
+        failed.append(r.case_id)
+print(json.dumps({"cases": len(results), "verdicts": dict(counts), "failed": failed}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def autobahn(kind: str) -> dict[str, Any]:
+    """Autobahn (kosoku, every case but permessage-deflate's) against brillo's echo."""
+    saved = VARIANTS["brillo"]
+    VARIANTS["brillo"] = "benchmarks.apps.autobahn_app:app"
+    try:
+        with server("brillo") as srv:
+            proc = subprocess.run(
+                [PY, "-c", AUTOBAHN, f"ws://127.0.0.1:{srv.port}"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env=bench_env(),
+                cwd=ROOT,
+            )
+    finally:
+        VARIANTS["brillo"] = saved
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return {"error": (proc.stderr or "no output")[-300:]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _ws_handshake(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            raise OSError("closed during the handshake")
+        head += chunk
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise OSError(f"handshake refused: {head[:60]!r}")
+    return sock
+
+
+def _close_code(sock: socket.socket, timeout: float) -> str:
+    """Read until the server closes: its close code, or how the connection ended."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) >= 4 and data[0] & 0x0F == 0x8:
+                return str(int.from_bytes(data[2:4], "big"))
+            if len(data) > 2 and data[0] & 0x0F in (0x1, 0x2):
+                return "echoed"
+    except TimeoutError:
+        return f"no answer in {timeout:.0f} s"
+    except OSError as exc:
+        return f"reset ({type(exc).__name__})"
+    return "dropped without a close frame"
+
+
+#: How long the half-a-request probe waits for the server to give up on the client.
+SLOW_HEADER_WAIT = 20.0
+
+
+def abuse(kind: str) -> dict[str, str]:
+    """Two probes of what a hostile client can do to one server, with its default settings."""
+    out: dict[str, str] = {}
+    with server("brillo") as srv:
+        # a 20 MiB message: refused (1009) or taken whole into memory
+        try:
+            sock = _ws_handshake(srv.port, "/ws/echo")
+            size = 20 * 2**20
+            header = bytes([0x81, 0xFF]) + size.to_bytes(8, "big") + b"\0\0\0\0"  # masked
+            sock.sendall(header)
+            chunk = b"a" * 65536
+            try:
+                for _ in range(size // len(chunk)):
+                    sock.sendall(chunk)
+            except OSError:
+                pass
+            out["20 MiB message"] = _close_code(sock, 10)
+            sock.close()
+        except OSError as exc:
+            out["20 MiB message"] = f"error: {exc}"
+        # a client that opens a connection and sends half a request, then nothing
+        try:
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            started = time.monotonic()
+            sock.settimeout(SLOW_HEADER_WAIT)
+            try:
+                while sock.recv(4096):
+                    pass
+                out["half a request"] = f"closed after {time.monotonic() - started:.0f} s"
+            except TimeoutError:
+                out["half a request"] = f"still open after {SLOW_HEADER_WAIT:.0f} s"
+            except OSError:
+                out["half a request"] = f"reset after {time.monotonic() - started:.0f} s"
+            sock.close()
+        except OSError as exc:
+            out["half a request"] = f"error: {exc}"
+    return out
+
+
+def run_servers(cfg: Config) -> dict[str, Any]:
+    """The WebSocket scenarios for brillo under every server, then Autobahn and abuse probes."""
+    out: dict[str, Any] = {"rows": {}, "autobahn": {}, "abuse": {}, "errors": []}
+    for rnd in range(cfg.matrix_rounds):
+        for scenario in MATRIX_SCENARIOS:
+            for kind in SERVER_KINDS:
+                SERVER_OPTIONS.update(kind=kind, workers=1, env={}, extra_pids=None)
+                try:
+                    res = SCENARIOS[scenario](cfg, "brillo")
+                except BenchError as exc:
+                    log(f"servers {kind} {scenario} round {rnd + 1}: FAILED: {exc}")
+                    out["errors"].append(f"{kind} {scenario}: {str(exc)[:300]}")
+                    continue
+                finally:
+                    SERVER_OPTIONS.update(kind="uvicorn")
+                out["rows"].setdefault(kind, {}).setdefault(scenario, []).append(res)
+                log(f"servers {kind} {scenario} round {rnd + 1}: {res['rate']:,.1f}")
+    for kind in SERVER_KINDS:
+        SERVER_OPTIONS.update(kind=kind)
+        try:
+            out["autobahn"][kind] = autobahn(kind)
+            out["abuse"][kind] = abuse(kind)
+        except BenchError as exc:
+            out["errors"].append(f"{kind} autobahn/abuse: {str(exc)[:300]}")
+        finally:
+            SERVER_OPTIONS.update(kind="uvicorn")
+        log(f"servers {kind}: autobahn {out['autobahn'].get(kind)}; {out['abuse'].get(kind)}")
+    out["summary"] = {
+        kind: {sc: median_metrics(runs) for sc, runs in per.items()}
+        for kind, per in out["rows"].items()
+    }
+    return out
 
 
 def run_routing(cfg: Config) -> dict[str, Any]:
@@ -559,6 +1004,13 @@ class Config:
         self.fanout_procs = 2
         self.broadcasts_1k = 40 if args.quick else 150
         self.broadcasts_5k = 40
+        self.lockstep_1k = 60 if args.quick else 300
+        self.lockstep_5k = 20 if args.quick else 80
+        self.multi_members = [1000] if args.quick else [1000, 10000]
+        self.multi_window = 4
+        self.multi_deliveries = 100_000 if args.quick else 400_000
+        self.multi_rounds = 1 if args.quick else 2
+        self.matrix_rounds = 1 if args.quick else 2
         self.window = 2
         self.payload = 256
         self.fanout_timeout = 30.0
@@ -569,8 +1021,9 @@ class Config:
         self.brillo_app = args.brillo_app or VARIANTS["brillo"]
         self.max_interference = 0.10
         self.retry_budget_s = 20.0 if args.quick else 180.0  # no retries after this long
+        heavy = {"fanout_5000", "fanout_lockstep_5000", "multiprocess", "servers"}
         self.scenarios = args.scenario or [
-            s for s in ALL_SCENARIOS if not (args.quick and s == "fanout_5000")
+            s for s in ALL_SCENARIOS if not (args.quick and s in heavy)
         ]
         self.variants = args.variant or list(VARIANTS)
 
@@ -723,7 +1176,17 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     errors: dict[str, dict[str, str]] = {}
     routing: dict[str, Any] | None = None
+    multiprocess: dict[str, Any] | None = None
+    servers: dict[str, Any] | None = None
     for scenario in cfg.scenarios:
+        if scenario == "multiprocess":
+            log("multiprocess: brillo with N workers sharing a backend")
+            multiprocess = run_multiprocess(cfg)
+            continue
+        if scenario == "servers":
+            log("servers: brillo under each server")
+            servers = run_servers(cfg)
+            continue
         if scenario == "routing":
             log("routing: benchmarks/bench_routing.py")
             routing = run_routing(cfg)
@@ -776,6 +1239,8 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "targets": evaluate(summary, routing),
         "routing": routing,
+        "multiprocess": multiprocess,
+        "servers": servers,
         "errors": errors,
         "raw": raw,
     }
@@ -826,6 +1291,19 @@ def evaluate(summary: dict[str, Any], routing: dict[str, Any] | None) -> list[di
                 # the same target judged on server CPU per operation: throughput at saturation
                 # is 1 / (CPU per op), so the ratio is bare's CPU/op over brillo's
                 "met_by_cpu": None if not c else (1 / c) >= target,
+            }
+        )
+    for scenario, limit in CPU_TARGETS.items():
+        c = cpu_ratio(summary, scenario, "brillo")
+        if c is None:
+            continue
+        rows.append(
+            {
+                "target": f"{scenario}: brillo server CPU per delivery <= {limit:.2f} x bare's",
+                "value": round(c, 3),
+                "met": c <= limit,
+                "cpu_per_op_vs_bare": round(c, 3),
+                "met_by_cpu": c <= limit,
             }
         )
     stall = summary.get("fanout_stall", {}).get("brillo")
@@ -889,6 +1367,8 @@ UNITS = {
     "fanout_1000": "deliveries/s",
     "fanout_5000": "deliveries/s",
     "fanout_stall": "others' deliveries/s",
+    "fanout_lockstep_1000": "deliveries/s",
+    "fanout_lockstep_5000": "deliveries/s",
     "memory": "KiB per idle connection",
     "http_plaintext": "requests/s",
     "http_json": "requests/s",
@@ -970,6 +1450,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {t['target']} | {t['value']} | {verdict[t['met']]} | "
             f"{fmt(t.get('cpu_per_op_vs_bare'), '.2f')} | {verdict[t.get('met_by_cpu')]} |"
         )
+    lines += multiprocess_markdown(report.get("multiprocess"))
+    lines += servers_markdown(report.get("servers"))
     routing = report.get("routing")
     if routing:
         lines += ["", f"Routing (`benchmarks/bench_routing.py`): {routing['status']}"]
@@ -981,6 +1463,84 @@ def markdown(report: dict[str, Any]) -> str:
             for variant, msg in per.items():
                 lines.append(f"- {scenario} / {variant}: {msg.splitlines()[0][:300]}")
     return "\n".join(lines)
+
+
+def multiprocess_markdown(multi: dict[str, Any] | None) -> list[str]:
+    if not multi:
+        return []
+    lines = [
+        "",
+        f"Multi-process fan-out (`multiprocess`): brillo under `uvicorn --workers N`, one hub "
+        f"backend shared by the workers, the members spread over them by the kernel, one "
+        f"publisher, at most {multi['window']} broadcasts not yet received by every member. "
+        "Workers and the backend service share CPU 0; server CPU counts both. Medians of "
+        "the rounds.",
+        "",
+        "| backend | workers | members | deliveries/s | p50 ms | p99 ms | server CPU µs per "
+        "delivery | KiB per member connection | server core busy | client CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for row in multi["rows"]:
+        groups.setdefault((row["backend"], row["workers"], row["members"]), []).append(row)
+    for (backend, workers, members), runs in groups.items():
+        row = median_metrics(runs)
+        lines.append(
+            f"| {backend} | {workers} | {members:,} | {fmt(row['rate'])} | "
+            f"{fmt(row['p50_ms'], '.2f')} | {fmt(row['p99_ms'], '.2f')} | "
+            f"{fmt(row['server_cpu_us'], '.1f')} | {fmt(row['kib_per_member'], '.1f')} | "
+            f"{fmt(row['server_util'], '.0%')} | {fmt(row['client_util'], '.0%')} |"
+        )
+    for error in multi["errors"]:
+        lines.append(f"\n- failed: {error}")
+    return lines
+
+
+def servers_markdown(servers: dict[str, Any] | None) -> list[str]:
+    if not servers:
+        return []
+    lines = [
+        "",
+        "Server matrix (`servers`): brillo's app under each server, one worker, defaults "
+        "otherwise (granian's per-worker connection cap raised to 20,000). Rate, then server "
+        "CPU µs per operation in brackets; Autobahn: cases passed / run (12.* and 13.*, "
+        "permessage-deflate, left out), failing cases named; abuse: a 20 MiB text message "
+        "(close code, or `echoed` when taken whole), and a client that sends half a request "
+        "and waits.",
+        "",
+        "| server | ws_echo msg/s | ws_json msg/s | ws_connect conn/s | lockstep fan-out 1,000 "
+        "deliveries/s | Autobahn | 20 MiB message | half a request |",
+        "|---|---:|---:|---:|---:|---|---|---|",
+    ]
+    for kind in SERVER_KINDS:
+        per = servers.get("summary", {}).get(kind, {})
+        cells = []
+        for scenario in MATRIX_SCENARIOS:
+            row = per.get(scenario)
+            cells.append(
+                "-"
+                if row is None
+                else f"{fmt(row['rate'])} ({fmt(row.get('server_cpu_us'), '.1f')})"
+            )
+        ab = servers.get("autobahn", {}).get(kind) or {}
+        if "cases" in ab:
+            passed = ab["cases"] - len(ab["failed"])
+            verdict = f"{passed}/{ab['cases']}"
+            if ab["failed"]:
+                verdict += " (failing: " + ", ".join(ab["failed"][:6])
+                verdict += ", ...)" if len(ab["failed"]) > 6 else ")"
+        else:
+            verdict = "error: " + str(ab.get("error", "not run"))[:60].replace("|", "/")
+        probes = servers.get("abuse", {}).get(kind) or {}
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(cells)
+            + f" | {verdict} | {probes.get('20 MiB message', '-')} | "
+            + f"{probes.get('half a request', '-')} |"
+        )
+    for error in servers.get("errors", []):
+        lines.append(f"\n- failed: {error}")
+    return lines
 
 
 def write_doc(table: str) -> None:

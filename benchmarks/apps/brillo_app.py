@@ -1,11 +1,13 @@
 """The benchmark endpoints written against brillo (same code shape as ``starlette_app``).
 
-Fan-out uses ``brillo.realtime.Hub``; if that module is not importable yet the app falls back to
-the same connection-manager loop as the Starlette variant and says so in ``FANOUT_IMPL``.
+Fan-out uses ``brillo.realtime.Hub`` (``memory://``, or the URL in ``BRILLO_BENCH_HUB`` for the
+multi-process runs); if that module is not importable yet the app falls back to the same
+connection-manager loop as the Starlette variant and says so in ``FANOUT_IMPL``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from brillo.applications import Brillo
@@ -54,7 +56,8 @@ async def ws_json(websocket: WebSocket) -> None:
 
 
 if Hub is not None:
-    hub = Hub("memory://")
+    # the multi-process runs share a Redis or PostgreSQL hub between the workers
+    hub = Hub(os.environ.get("BRILLO_BENCH_HUB", "memory://"))
 
     async def ws_fanout(websocket: WebSocket) -> None:
         room = websocket.query_params.get("room", "bench")
