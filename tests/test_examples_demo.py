@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from brillo.realtime.testing import ReplyError, connect_channels
 from brillo.testclient import TestClient
 from brillo.websockets import WebSocketDisconnect
 from examples.demo import ot
@@ -27,15 +28,6 @@ def sign_in(client: TestClient, name: str = "Ada", room: str = "lobby") -> None:
     response = client.post("/login", data={"name": name, "room": room}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == f"/chat?room={room}"
-
-
-def next_of(ws, kind: str) -> dict:  # type: ignore[no-untyped-def]
-    """The next message of a type, skipping presence events and others."""
-    for _ in range(20):
-        message = ws.receive_json()
-        if message["type"] == kind:
-            return message  # type: ignore[no-any-return]
-    raise AssertionError(f"no {kind!r} message")
 
 
 def test_pages_render(client: TestClient) -> None:
@@ -57,119 +49,151 @@ def test_login_rejects_bad_names(client: TestClient, name: str) -> None:
 
 
 def test_chat_needs_a_name(client: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws/chat/lobby"):
-        pass
-    assert info.value.code == 1008
+    with connect_channels(client) as anonymous:
+        with pytest.raises(ReplyError) as info:
+            anonymous.join("chat:lobby")
+        assert (info.value.code, info.value.message) == ("forbidden", "pick a name first")
+        anonymous.join("doc:notes")  # the editor needs no name
 
 
 def test_chat_round_trip_history_and_replay(client: TestClient) -> None:
     sign_in(client)
-    with client.websocket_connect("/ws/chat/lobby") as ws:
-        roster = next_of(ws, "roster")
-        assert list(roster["users"]) == ["Ada"]
+    with connect_channels(client) as ada:
+        ada.join("chat:lobby")
+        assert list(ada.presence("chat:lobby")) == ["Ada"]
         for n in range(3):
-            ws.send_json({"type": "message", "text": f"  hello {n} "})
-        got = [next_of(ws, "message") for _ in range(3)]
-    assert [m["data"]["text"] for m in got] == ["hello 0", "hello 1", "hello 2"]
-    assert {m["data"]["user"] for m in got} == {"Ada"}
-    first = got[0]["position"]
+            assert ada.push("chat:lobby", "message", {"text": f"  hello {n} "}) is None
+        got = [ada.receive_event("chat:lobby", "chat") for _ in range(3)]
+    assert [e.payload["text"] for e in got] == ["hello 0", "hello 1", "hello 2"]
+    assert {e.payload["user"] for e in got} == {"Ada"}
 
     # A new connection gets the recent history first.
-    with client.websocket_connect("/ws/chat/lobby") as ws:
-        history = [next_of(ws, "message") for _ in range(3)]
-        assert [m["position"] for m in history] == [m["position"] for m in got]
+    with connect_channels(client) as ada:
+        ada.join("chat:lobby")
+        history = [ada.receive_event("chat:lobby", "chat") for _ in range(3)]
+        assert [e.position for e in history] == [e.position for e in got]
+        ada.assert_no_broadcast("chat:lobby")
     # Reconnecting from the first position replays exactly what came after it.
-    with client.websocket_connect(f"/ws/chat/lobby?since={first}") as ws:
-        replay = [next_of(ws, "message") for _ in range(2)]
-        assert [m["data"]["text"] for m in replay] == ["hello 1", "hello 2"]
-        ws.send_json({"type": "message", "text": "live"})
-        assert next_of(ws, "message")["data"]["text"] == "live"
+    with connect_channels(client) as ada:
+        ada.join("chat:lobby", since=got[0].position)
+        replay = [ada.receive_event("chat:lobby", "chat").payload["text"] for _ in range(2)]
+        assert replay == ["hello 1", "hello 2"]
+        ada.push("chat:lobby", "message", {"text": "live"})
+        assert ada.receive_event("chat:lobby", "chat").payload["text"] == "live"
     # A position from another epoch (history lost) asks the client to resync.
-    with client.websocket_connect("/ws/chat/lobby?since=gone:1") as ws:
-        assert ws.receive_json()["type"] == "resync"
+    with connect_channels(client) as ada:
+        ada.join("chat:lobby", since="gone:1")
+        assert [n.frame["type"] for n in ada.notices if n.kind == "resync"] == ["resync"]
 
 
-def test_chat_answers_bad_messages(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("event", "payload", "code"),
+    [
+        ("message", [1, 2], "invalid_payload"),
+        ("message", {"text": ""}, "invalid_payload"),
+        ("message", {"text": "   "}, "invalid_payload"),
+        ("message", {"text": 5}, "invalid_payload"),
+        ("message", {"text": "x" * 2001}, "invalid_payload"),
+        ("nope", None, "unknown_event"),
+    ],
+)
+def test_chat_answers_bad_messages(
+    client: TestClient, event: str, payload: object, code: str
+) -> None:
     sign_in(client)
-    with client.websocket_connect("/ws/chat/lobby") as ws:
-        next_of(ws, "roster")
-        for bad in ([1, 2], {"type": "message", "text": ""}, {"type": "message", "text": 5},
-                    {"type": "message", "text": "x" * 2001}, {"type": "nope"}):  # fmt: skip
-            ws.send_json(bad)
-            assert next_of(ws, "error")["detail"]
-    with client.websocket_connect("/ws/chat/lobby") as ws:
-        ws.send_text("{not json")
+    with connect_channels(client) as ada:
+        ada.join("chat:lobby")
+        with pytest.raises(ReplyError) as info:
+            ada.push("chat:lobby", event, payload)
+        assert info.value.code == code
+        assert info.value.message
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"), [("{not json", 1007), (b"binary", 1003), ('{"type": 1}', 1007)]
+)
+def test_chat_closes_on_protocol_violations(
+    client: TestClient, frame: str | bytes, code: int
+) -> None:
+    sign_in(client)
+    with client.websocket_connect("/ws") as ws:
+        if isinstance(frame, bytes):
+            ws.send_bytes(frame)
+        else:
+            ws.send_text(frame)
         with pytest.raises(WebSocketDisconnect) as info:
-            next_of(ws, "never")
-        assert info.value.code == 1007
-    with client.websocket_connect("/ws/chat/lobby") as ws:
-        ws.send_bytes(b"binary")
-        with pytest.raises(WebSocketDisconnect) as info:
-            next_of(ws, "never")
-        assert info.value.code == 1003
-    with (
-        pytest.raises(WebSocketDisconnect) as info,
-        client.websocket_connect("/ws/chat/lobby?since=junk") as junk,
-    ):
-        next_of(junk, "never")
-    assert info.value.code == 1008
+            ws.receive_text()
+        assert info.value.code == code
 
 
 def test_two_chatters_see_each_other(client: TestClient) -> None:
     sign_in(client, "Ada")
-    with client.websocket_connect("/ws/chat/duo") as ada:
-        next_of(ada, "roster")
+    with connect_channels(client) as ada:
+        ada.join("chat:duo")
+        ada.join("typing:duo")
         sign_in(client, "Bob")  # the cookie jar now holds Bob's session
-        with client.websocket_connect("/ws/chat/duo") as bob:
-            assert sorted(next_of(bob, "roster")["users"]) == ["Ada", "Bob"]
-            joined = next_of(ada, "presence")
-            while joined["user"] != "Bob" or joined["room"] != "duo":
-                joined = next_of(ada, "presence")
-            assert joined["event"] == "join"
-            bob.send_json({"type": "typing"})
-            typing = next_of(ada, "message")
-            assert typing["data"] == {"kind": "typing", "user": "Bob"}
-            bob.send_json({"type": "message", "text": "hi"})
-            assert next_of(ada, "message")["data"]["text"] == "hi"
-        left = next_of(ada, "presence")
-        while left["event"] != "leave" or left["room"] != "duo":
-            left = next_of(ada, "presence")
-        assert left["user"] == "Bob"
+        with connect_channels(client) as bob:
+            bob.join("chat:duo")
+            bob.join("typing:duo")
+            assert sorted(bob.presence("chat:duo")) == ["Ada", "Bob"]
+            assert sorted(ada.presence("chat:duo")) == ["Ada", "Bob"]
+            bob.push("typing:duo", "typing")
+            ada.assert_broadcast("typing:duo", "typing", {"user": "Bob"})
+            bob.assert_no_broadcast("typing:duo")  # the typist does not hear itself
+            bob.push("chat:duo", "message", {"text": "hi"})
+            assert ada.receive_event("chat:duo", "chat").payload["text"] == "hi"
+        assert sorted(ada.presence("chat:duo")) == ["Ada"]
+        diffs = [n.frame for n in ada.notices if n.kind == "presence" and n.room == "chat:duo"]
+        assert [d["user"] for d in diffs if d["event"] == "leave"] == ["Bob"]
 
 
 def test_editor_orders_and_transforms_concurrent_edits(client: TestClient) -> None:
-    with client.websocket_connect("/ws/doc/t") as one, client.websocket_connect("/ws/doc/t") as two:
-        a, b = next_of(one, "doc"), next_of(two, "doc")
+    with connect_channels(client) as one, connect_channels(client) as two:
+        a, b = one.join("doc:t"), two.join("doc:t")
         assert a["version"] == b["version"] == 0
-        # Both edit version 0 at once; the server applies one, transforms the other.
-        one.send_json({"type": "edit", "version": 0, "op": ["hello"], "seq": 1})
-        two.send_json({"type": "edit", "version": 0, "op": ["world"], "seq": 1})
-        ops = [next_of(one, "message")["data"] for _ in range(2)]
+        assert a["client_id"] != b["client_id"]
+        # Both edit version 0; the server applies one, transforms the other.
+        assert one.push("doc:t", "edit", {"version": 0, "op": ["hello"], "seq": 1}) == {
+            "version": 1
+        }
+        assert two.push("doc:t", "edit", {"version": 0, "op": ["world"], "seq": 1}) == {
+            "version": 2
+        }
+        ops = [one.receive_event("doc:t", "op").payload for _ in range(2)]
         assert [op["version"] for op in ops] == [1, 2]
+        assert [op["client_id"] for op in ops] == [a["client_id"], b["client_id"]]
         text = ""
         for op in ops:
             text = ot.apply(text, op["op"])
         assert sorted(text.split("hello")) in (["", "world"],)
         # A late joiner gets the current state.
-        with client.websocket_connect("/ws/doc/t") as late:
-            assert next_of(late, "doc")["text"] == text
+        with connect_channels(client) as late:
+            assert late.join("doc:t")["text"] == text
         # Stale or malformed edits are refused with an error and a fresh snapshot.
-        one.send_json({"type": "edit", "version": 99, "op": ["x"]})
-        assert "unknown version" in next_of(one, "error")["detail"]
-        assert next_of(one, "doc")["version"] == 2
-        one.send_json({"type": "edit", "version": 2, "op": [3, "x"]})
-        assert "expects a document" in next_of(one, "error")["detail"]
-        one.send_json({"type": "edit", "version": "2"})
-        assert next_of(one, "error")
+        with pytest.raises(ReplyError, match="unknown version"):
+            one.push("doc:t", "edit", {"version": 99, "op": ["x"]})
+        assert one.receive_event("doc:t", "doc").payload["version"] == 2
+        with pytest.raises(ReplyError, match="expects a document"):
+            one.push("doc:t", "edit", {"version": 2, "op": [3, "x"]})
+        with pytest.raises(ReplyError, match="invalid_payload"):
+            one.push("doc:t", "edit", {"version": "2"})
 
 
 def test_dashboard_pushes_metrics(client: TestClient) -> None:
-    with client.websocket_connect("/ws/dashboard") as ws:
-        metrics = next_of(ws, "metrics")
-        assert metrics["connections"] >= 1
-        assert metrics["rss_bytes"] > 0
+    with connect_channels(client) as viewer:
+        viewer.join("dashboard")
+        metrics = viewer.receive_event("dashboard", "metrics")
+        assert metrics.position is None  # this process's figures, in no history
+        assert metrics.payload["connections"] >= 1
+        assert metrics.payload["rss_bytes"] > 0
     text = client.get("/metrics").text
     assert "brillo_realtime_published" in text
+
+
+def test_the_demo_describes_its_channels(client: TestClient) -> None:
+    doc = client.get("/asyncapi.json").json()
+    assert set(doc["channels"]) == {"chat", "typing", "doc", "dashboard", "connection"}
+    assert "export class Socket" in client.get("/brillo-channels.js").text
 
 
 # -- operational transformation --------------------------------------------------------------

@@ -217,18 +217,21 @@ class Context:
 
         It arrives as a room message without a position (it is in no history).
         """
-        self._client.send(
-            {
-                "type": "message",
-                "room": self.room,
-                "position": None,
-                "data": {"event": event, "payload": to_builtins(payload)},
-            }
-        )
+        self._client.send(_direct_frame(self.room, event, payload))
 
     async def presence(self) -> dict[str, list[PresenceEntry]]:
         """Who is in this room, in every process (user -> that user's connections)."""
         return await self._client.channels.hub.presence(self.room)
+
+
+def _direct_frame(room: str, event: str, payload: Any) -> dict[str, Any]:
+    """A room message for one connection: no position, not in the history."""
+    return {
+        "type": "message",
+        "room": room,
+        "position": None,
+        "data": {"event": event, "payload": to_builtins(payload)},
+    }
 
 
 def _payload_annotation(handler: Handler, what: str) -> tuple[Any, Any]:
@@ -448,6 +451,16 @@ class Channels:
         """
         data = {"event": event, "payload": to_builtins(payload)}
         return await self.hub.publish(room, data, exclude=exclude)
+
+    def push_local(self, room: str, event: str, payload: Any = None) -> int:
+        """Send ``event`` to this process's members of ``room`` only, outside the history.
+
+        For figures of this process (a dashboard) or other ephemeral news; the message has no
+        position. Returns the number of connections it was queued for.
+        """
+        frame = _direct_frame(room, event, payload)
+        hub = self.hub
+        return sum(hub.send(connection, frame) for connection in hub.members(room))
 
     # -- serving a socket ------------------------------------------------------------------------
 
