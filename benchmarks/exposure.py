@@ -93,8 +93,18 @@ CONFIGS = [
     Config("brillo wsproto", _brillo("wsproto"), "brillo serve (hardened)"),
     Config(
         "hypercorn hardened",
-        [sys.executable, "-m", "hypercorn", "benchmarks.exposure:app", "--log-level", "critical",
-         "--read-timeout", "10", "--websocket-ping-interval", "20"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "benchmarks.exposure:app",
+            "--log-level",
+            "critical",
+            "--read-timeout",
+            "10",
+            "--websocket-ping-interval",
+            "20",
+        ],  # fmt: skip
         "--read-timeout 10, websocket_max_message_size 1 MiB (config)",
         {"BRILLO_EXPOSURE_HYPERCORN_MAX": str(1 << 20)},
     ),
@@ -133,8 +143,27 @@ class Server:
                 raise RuntimeError(f"{config.name} did not start")
             time.sleep(0.05)
 
+    def _tree(self) -> list[psutil.Process]:
+        """The server and its children (hypercorn serves from a worker process)."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
+        return sum(int(p.memory_info().rss) for p in self._tree())
+
+    def cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self._tree())
+
+    async def settled(self, limit: float = 15.0) -> None:
+        """Wait (at most ``limit`` s) until the server has worked through what it was sent:
+        under 10 ms of CPU in 0.3 s."""
+        deadline = time.monotonic() + limit
+        last = self.cpu()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            now = self.cpu()
+            if now - last < 0.01:
+                return
+            last = now
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -243,12 +272,14 @@ async def fragment_flood(server: Server, fragments: int) -> str:
         await asyncio.wait_for(writer.drain(), 30)
     except (OSError, TimeoutError):
         closed_at = sent
-    await asyncio.sleep(1.0)
+    await server.settled()
     closed = closed_at is not None or await _closed(reader, 0.5)
     growth = server.rss() - before
     writer.close()
     per_byte = growth / sent
-    text = f"{sent:,} fragments: +{growth / 2**20:.1f} MiB RSS ({per_byte:.0f} bytes per payload byte)"
+    text = (
+        f"{sent:,} fragments: +{growth / 2**20:.1f} MiB RSS ({per_byte:.0f} bytes per payload byte)"
+    )
     if closed:
         text += "; then closed"
     return text

@@ -224,3 +224,60 @@ def test_a_ping_flood_without_reading_is_not_buffered(child: list[Child], ws: st
     sent = asyncio.run(scenario())
     grown = process.memory_info().rss - before
     assert grown < 8 << 20, f"{sent} pings grew the server by {grown >> 20} MiB"
+
+
+@pytest.mark.parametrize("ws", ["websockets", "websockets-sansio", "wsproto"])
+def test_fragmented_messages_arrive_whole(child: list[Child], ws: str) -> None:
+    server = Child("benchmarks.exposure:app", "--ws", ws)
+    child.append(server)
+    pieces = [f"<{n:03d}>" * 20 for n in range(50)]
+
+    async def scenario() -> None:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws", ping_interval=None) as client:
+            for count in (1, 5, 50):  # below and above the point where they share a buffer
+                await client.send(iter(pieces[:count]))
+                assert await client.recv() == "".join(pieces[:count])
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.xdist_group("heavy")
+def test_one_byte_fragments_do_not_cost_tens_of_bytes_each(child: list[Child]) -> None:
+    """uvicorn's websockets-sansio keeps ~60 bytes per one-byte fragment until the message ends
+    (60 MiB for a 1 MiB message); brillo's keeps them in one buffer: what remains is the
+    parser's transient cost per chunk read, bounded whatever the message's length."""
+    server = Child("benchmarks.exposure:app", "--ws", "websockets-sansio")
+    child.append(server)
+    process = psutil.Process(server.process.pid)
+    from benchmarks.exposure import _open, frame
+
+    fragments = 1_000_000
+
+    async def scenario() -> int:
+        reader, writer = await _open(server.port)
+        before = process.memory_info().rss
+        writer.write(frame(0x1, b"a", fin=False))
+        piece = frame(0x0, b"a", fin=False) * 1000
+        for _ in range(fragments // 1000):
+            writer.write(piece)
+            await writer.drain()
+        # measured while the message is still open, once the server has read everything
+        async with asyncio.timeout(TIMEOUT):
+            cpu = sum(process.cpu_times()[:2])
+            while True:
+                await asyncio.sleep(0.3)
+                now = sum(process.cpu_times()[:2])
+                if now - cpu < 0.01:
+                    break
+                cpu = now
+        grown = process.memory_info().rss - before
+        writer.write(frame(0x0, b"!", fin=True))
+        async with asyncio.timeout(TIMEOUT):
+            echoed = b""
+            while not echoed.endswith(b"!"):
+                echoed += await reader.read(1 << 20)
+        writer.close()
+        return grown
+
+    grown = asyncio.run(scenario())
+    assert grown < 20 << 20, f"{grown / fragments:.0f} bytes per fragment"
