@@ -737,6 +737,12 @@ class _Guard:
 
     # -- sending ----------------------------------------------------------------------------------
 
+    @property
+    def wrapped_send(self) -> Send:
+        """The server's send this guard passes messages to (the realtime hub looks through
+        the guard at it to tell whether sends may start eagerly)."""
+        return self._send
+
     async def send(self, message: Message) -> None:
         """The endpoint's send: straight to the server, unless the guard is sending or closed."""
         if self._own is not None or self._closed:

@@ -54,21 +54,35 @@ _SAFE_SERVER_SENDS = frozenset(
 )
 
 
+#: Sends that pass each message straight to the send they wrap (``wrapped_send``) and hold
+#: nothing tied to the task: as safe as that send. brillo's WebSocket protection is one.
+_PASS_THROUGH_SENDS = frozenset({("brillo.middleware.websocket_protection", "_Guard.send")})
+
+
 def eager_send_safe(socket: object) -> bool:
     """Whether ``socket.send`` may be started in one task and finished in another.
 
     An ``eager_send_safe`` attribute decides when present; otherwise only brillo's WebSocket over
-    a server send in :data:`_SAFE_SERVER_SENDS` (no middleware wrapping it) qualifies.
+    a server send in :data:`_SAFE_SERVER_SENDS` (no middleware wrapping it, or only brillo's
+    WebSocket protection) qualifies.
     """
     declared = getattr(socket, "eager_send_safe", None)
     if declared is not None:
         return declared is True
     if not isinstance(socket, WebSocket) or type(socket).send is not WebSocket.send:
         return False
-    function = getattr(getattr(socket, "_send", None), "__func__", None)
-    if function is None:
-        return False
-    return (function.__module__, function.__qualname__) in _SAFE_SERVER_SENDS
+    send = getattr(socket, "_send", None)
+    for _ in range(4):  # at most a few protection layers (application and route)
+        function = getattr(send, "__func__", None)
+        if function is None:
+            return False
+        name = (function.__module__, function.__qualname__)
+        if name in _SAFE_SERVER_SENDS:
+            return True
+        if name not in _PASS_THROUGH_SENDS:
+            return False
+        send = getattr(send.__self__, "wrapped_send", None)  # type: ignore[union-attr]
+    return False
 
 
 #: Errors that mean the peer is gone (or the socket was closed), whatever else they are.
