@@ -321,9 +321,10 @@ def test_protocol_violations_close_the_connection(
 
 
 def test_identify_can_refuse_a_connection(client: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws?user=banned"):
-        pass
-    assert info.value.code == 1008
+    with client.websocket_connect("/ws?user=banned") as ws:
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+        assert (info.value.code, info.value.reason) == (1008, "not allowed to connect")
 
 
 def test_a_member_that_stops_answering_heartbeats_is_closed(backend: str) -> None:

@@ -11,6 +11,7 @@ envelope frames (``{"type": "message" | "presence" | "resync", "room", ...}``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
@@ -90,7 +91,10 @@ class Frame:
         self.since = since
 
 
-_loads = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_decode = _decoder.decode
+#: The decoder's scanner: one value at an index (``decode`` adds the whitespace handling).
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 _PING = Frame("ping", "", None, "", None, None)
 _PONG = Frame("pong", "", None, "", None, None)
 
@@ -110,8 +114,15 @@ def read_frame(text: str, max_size: int) -> Frame:
     if len(text) > max_size:
         raise ProtocolViolation(1009, f"frames are at most {max_size} characters")
     try:
-        data = _loads(text)
-    except ValueError:
+        # Fast path: a document without surrounding whitespace is one scan; anything else
+        # (whitespace, trailing data, errors) goes through the full decoder.
+        try:
+            data, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            data = _decode(text)
+    except (ValueError, RecursionError):
         raise _violation("a frame must be a JSON object") from None
     if type(data) is not dict:
         raise _violation("a frame must be a JSON object")

@@ -141,6 +141,11 @@ class EventSpec:
     reply: Any = None
     description: str | None = None
     handler: Handler | None = None
+    #: The handler is a coroutine function (known once, not tested per call).
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
 
 
 class _Client:
@@ -235,24 +240,38 @@ def _direct_frame(room: str, event: str, payload: Any) -> dict[str, Any]:
 
 
 def _payload_annotation(handler: Handler, what: str) -> tuple[Any, Any]:
-    """The annotations of ``handler``'s second parameter and of its return value."""
-    try:
-        hints = typing.get_type_hints(handler, include_extras=True)
-    except Exception as exc:
-        raise TypeError(
-            f"cannot resolve the annotations of {what} {handler.__qualname__}: {exc}; "
-            "pass payload= (and reply=) explicitly"
-        ) from exc
+    """The annotations of ``handler``'s second parameter and of its return value.
+
+    Only those two are resolved (string annotations against the handler's module), so the
+    ``ctx`` parameter may be annotated with anything.
+    """
     params = list(inspect.signature(handler).parameters.values())
     if len(params) != 2:
         raise TypeError(
             f"{what} {handler.__qualname__} must take two parameters (ctx, payload), "
             f"not {len(params)}"
         )
-    return hints.get(params[1].name, Any), hints.get("return", None)
+    namespace = getattr(inspect.unwrap(handler), "__globals__", {})
+
+    def resolve(annotation: Any, default: Any) -> Any:
+        if annotation is inspect.Parameter.empty:
+            return default
+        if isinstance(annotation, str):
+            try:
+                return eval(annotation, namespace, {})  # what typing.get_type_hints does
+            except Exception as exc:
+                raise TypeError(
+                    f"cannot resolve the annotation {annotation!r} of {what} "
+                    f"{handler.__qualname__}: {exc}; pass payload= (and reply=) explicitly"
+                ) from exc
+        return annotation
+
+    returned = inspect.signature(handler).return_annotation
+    return resolve(params[1].annotation, Any), resolve(returned, None)
 
 
 async def _call(handler: Handler, *args: Any) -> Any:
+    """Call a handler, sync or async (for the rare hooks; events use :meth:`EventSpec.call`)."""
     result = handler(*args)
     if inspect.isawaitable(result):
         result = await result
@@ -556,8 +575,9 @@ class Channels:
         except ValidationError as exc:
             client.send(error_frame(ref, room, ErrorCode.INVALID_PAYLOAD, str(exc)))
             return
+        handler: Handler = spec.handler  # type: ignore[assignment]
         try:
-            result = await _call(spec.handler, ctx, payload)  # type: ignore[arg-type]
+            result = await handler(ctx, payload) if spec.is_async else handler(ctx, payload)
         except ChannelError as exc:
             client.send(error_frame(ref, room, exc.code, exc.message))
             return

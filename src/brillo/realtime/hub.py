@@ -54,6 +54,8 @@ logger = logging.getLogger("brillo.realtime")
 
 #: The hub's topic for the connections of one user: ``"@" + user`` (rooms may not start with it).
 _DIRECT = "@"
+#: ``recovering`` for a delivery to one connection outside any room.
+_NOBODY_RECOVERING: dict[Outbox, list[Item]] = {}
 _NOT_RUNNING = (
     "the Hub is not running: start it with `async with hub:` or the app lifespan "
     "(lifespan=hub.lifespan)"
@@ -707,7 +709,10 @@ class Hub:
         entry = connection._room(room)
         counters = entry.counters if entry is not None else self._totals.direct
         message = self._encoder.frame(self._encoder.encode(data))
-        if connection._outbox.offer(Item(message, counters, None)):
+        # The fan-out path for one outbox: sent at once when the writer is idle (eager sends).
+        if self._outboxes.fan_out(
+            (connection._outbox,), _NOBODY_RECOVERING, Item(message, counters, None), ""
+        ):
             self._pressure = True
 
     # -- backend callbacks (the hot path) --------------------------------------------------------
