@@ -38,7 +38,8 @@ from brillo.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["HARDENED", "Drain", "main", "on_drain", "serve"]
 
-logger = logging.getLogger("brillo.serve")
+#: Under uvicorn's logger, so its log configuration shows the drain beside its own messages.
+logger = logging.getLogger("uvicorn.error.brillo")
 
 #: uvicorn settings :func:`serve` starts from (any of them can be overridden).
 HARDENED: dict[str, Any] = {
