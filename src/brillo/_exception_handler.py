@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from brillo._utils import is_async_callable
+from brillo._utils import is_async_callable, truncate_close_reason
 from brillo.concurrency import run_in_threadpool
 from brillo.exceptions import HTTPException
 from brillo.requests import Request
@@ -72,9 +72,9 @@ class ResponseTracker:
 
     __slots__ = ("send", "started")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, started: bool = False) -> None:
         self.send = send
-        self.started = False
+        self.started = started
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -82,11 +82,17 @@ class ResponseTracker:
         await self.send(message)
 
     @staticmethod
-    def of(send: Send) -> ResponseTracker:
-        """The tracker for ``send``: ``send`` itself when it is one, else a new one around it."""
+    def of(send: Send, started: bool = False) -> ResponseTracker:
+        """The tracker for ``send``: ``send`` itself when it is one, else a new one around it.
+
+        ``started`` says the caller already sent a response start through ``send`` by itself
+        (the plain-response path does, without the tracker's extra hop).
+        """
         if type(send) is ResponseTracker:
+            if started:
+                send.started = True
             return send
-        return ResponseTracker(send)
+        return ResponseTracker(send, started)
 
 
 def lookup_exception_handler(handlers: Mapping[Any, Handler], exc: BaseException) -> Handler | None:
@@ -189,15 +195,11 @@ def wrap_app_handling_exceptions(app: ASGIApp, conn: Request | WebSocket) -> ASG
     return http_app
 
 
-def _truncate_reason(text: str) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= 123:
-        return text
-    return data[:120].decode("utf-8", "ignore") + "..."
-
-
 async def _close(session: WebSocket | None, send: Send, code: int, reason: str = "") -> None:
-    """Send a close frame if the socket can still take one; never raise for a gone client."""
+    """Send a close frame if the socket can still take one; never raise for a gone client.
+
+    ``reason`` is cut to fit a close frame (:func:`brillo._utils.truncate_close_reason`).
+    """
     if session is not None:
         if session.application_state is _DISCONNECTED or session.client_state is _DISCONNECTED:
             return
@@ -207,6 +209,7 @@ async def _close(session: WebSocket | None, send: Send, code: int, reason: str =
         if session is not None:
             await session.close(code, reason)
         else:
+            reason = truncate_close_reason(reason)
             await send({"type": "websocket.close", "code": code, "reason": reason})
     except (RuntimeError, OSError):
         # The server refused the message: the connection is already closed or gone.
@@ -243,7 +246,7 @@ async def _websocket_response(
                     session.application_state = _DISCONNECTED
             return
         reason = getattr(exc, "detail", "") if isinstance(exc, HTTPException) else ""
-        await _close(session, send, 1008, _truncate_reason(str(reason)))
+        await _close(session, send, 1008, str(reason))
         return
     await _close(session, send, 1011 if status >= 500 else 1008)
 
@@ -276,7 +279,7 @@ async def websocket_error(
     if isinstance(exc, WebSocketClientError):
         code = exc.code
         logger.info("WebSocket %s closed with code %d: %s", scope.get("path", ""), code, exc)
-        await _close(session, send, code, _truncate_reason(str(exc)))
+        await _close(session, send, code, str(exc))
         _forget_traceback(exc)
         return True
     if session is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from brillo._utils import truncate_close_reason
 from brillo.status import WS_1008_POLICY_VIOLATION
 from brillo.types import Message, Scope, Send
 
@@ -62,19 +63,15 @@ async def reject(
             await send({"type": "websocket.http.response.body", "body": payload})
         else:
             await send(
-                {"type": "websocket.close", "code": ws_close_code, "reason": truncate_reason(body)}
+                {
+                    "type": "websocket.close",
+                    "code": ws_close_code,
+                    "reason": truncate_close_reason(body),
+                }
             )
         return
     await send({"type": "http.response.start", "status": status, "headers": header_list})
     await send({"type": "http.response.body", "body": payload})
-
-
-def truncate_reason(reason: str, limit: int = 123) -> str:
-    """Cut ``reason`` so its UTF-8 encoding fits a close frame (at most ``limit`` bytes)."""
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= limit:
-        return reason
-    return encoded[:limit].decode("utf-8", errors="ignore")
 
 
 def set_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:

@@ -34,6 +34,27 @@ def is_async_callable(obj: Any) -> bool:
     )
 
 
+#: The most bytes of UTF-8 a WebSocket close reason may have (RFC 6455: a control frame carries
+#: at most 125 bytes, two of which are the close code).
+MAX_CLOSE_REASON_BYTES = 123
+
+
+def truncate_close_reason(reason: str) -> str:
+    """``reason`` cut to at most 123 bytes of UTF-8, on a character boundary.
+
+    The one rule for every close reason brillo sends (``WebSocket.close``, ``WebSocketClose``,
+    the exception handlers, the middleware that refuse connections): a longer text is cut, never
+    refused, and never split inside a character. A reason that fits is returned as it is.
+    """
+    if len(reason) * 4 <= MAX_CLOSE_REASON_BYTES:
+        return reason  # even four-byte characters fit: nothing to measure
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    # Cutting may split the last character; decoding with "ignore" drops its partial bytes.
+    return encoded[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
 @asynccontextmanager
 async def create_collapsing_task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
     """An anyio task group that re-raises a lone failure as itself, not as an ExceptionGroup.

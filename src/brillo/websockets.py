@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 from brillo._json import compact_encoder
+from brillo._utils import truncate_close_reason
 from brillo.requests import HTTPConnection
 from brillo.types import Message, Receive, Scope, Send
 
@@ -303,19 +304,14 @@ class WebSocket(HTTPConnection):
             self._send_failed(exc)
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection with ``code`` and ``reason`` (at most 123 UTF-8 bytes).
+        """Close the connection with ``code`` and ``reason``.
 
         Before accept this rejects the handshake: the client sees HTTP 403 (and the reason is
-        not sent). After accept, a reason longer than 123 UTF-8 bytes raises :class:`ValueError`
-        (RFC 6455 limit) and nothing is sent.
+        not sent). A reason longer than the 123 bytes of UTF-8 a close frame holds (RFC 6455) is
+        cut to fit, on a character boundary.
         """
-        if reason and len(reason) > 30 and self.application_state is _CONNECTED:
-            size = len(reason.encode("utf-8"))
-            if size > 123:
-                raise ValueError(
-                    f"WebSocket close reason is {size} bytes of UTF-8; the limit is 123 (RFC 6455)"
-                )
-        await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
+        reason = truncate_close_reason(reason) if reason else ""
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def send_denial_response(self, response: Response) -> None:
         """Reject the handshake with an HTTP ``response`` (status, headers and body).
@@ -591,7 +587,7 @@ class WebSocketClose:
 
     def __init__(self, code: int = 1000, reason: str | None = None) -> None:
         self.code = code
-        self.reason = reason or ""
+        self.reason = truncate_close_reason(reason or "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send ``websocket.close`` with this object's code and reason."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from brillo._middleware_asgi import truncate_reason
-from brillo._utils import is_async_callable
+from brillo._utils import is_async_callable, truncate_close_reason
 from brillo.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -89,7 +88,7 @@ class AuthenticationMiddleware:
             {
                 "type": "websocket.close",
                 "code": WS_1008_POLICY_VIOLATION,
-                "reason": truncate_reason(reason),
+                "reason": truncate_close_reason(reason),
             }
         )
 
