@@ -418,39 +418,6 @@ async def test_drop_without_reply_and_binary_reply() -> None:
         assert [m["bytes"] for m in wire.sent if "bytes" in m] == expected
 
 
-@pytest.mark.anyio
-async def test_a_reply_never_overlaps_an_endpoint_send() -> None:
-    """The error reply waits for no one: skipped while a send of the endpoint is in flight."""
-    gate = anyio.Event()
-    wire = Wire()
-    sending = anyio.Event()
-
-    async def slow_send(message: Message) -> None:
-        if message.get("text") == "slow":
-            sending.set()
-            await gate.wait()
-        await wire.send(message)
-
-    async def endpoint(websocket: WebSocket) -> None:
-        await websocket.accept()
-        async with anyio.create_task_group() as group:
-            group.start_soon(websocket.send_text, "slow")
-            await sending.wait()
-            await websocket.receive_text()  # "a" passes, "b" is dropped: no reply now
-            wire.push({"type": "websocket.disconnect", "code": 1000})
-            with pytest.raises(WebSocketDisconnect):
-                await websocket.receive_text()
-            gate.set()
-
-    limits = WebSocketLimits(rate=RateLimit(0.1, burst=1, action="drop"))
-    app = websocket_session(endpoint, limits=limits)
-    wire.text("a", "b")
-    with anyio.fail_after(TIMEOUT):
-        await app(scope(), wire.receive, slow_send)
-    assert wire.texts == ["slow"]
-    assert protection_stats.rate_dropped == 1
-
-
 def test_limits_are_checked() -> None:
     with pytest.raises(ValueError, match="rate must be a positive number"):
         RateLimit(0)

@@ -40,7 +40,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -530,10 +530,9 @@ class _Guard:
     """One connection's limits: wraps the server's ``receive`` and ``send``.
 
     ``receive`` checks each message's size and rate and waits under the idle timeout; ``send``
-    passes each message straight on, counting those in flight so the guard's own frames (a
-    rate-limit reply, a close) never overlap one of the endpoint's. After the guard closed the
-    connection, the endpoint's close is a no-op and its other sends raise :class:`OSError` (what
-    a server raises on a closed connection).
+    hands each message straight to the server. After the guard closed the connection, the
+    endpoint's close is a no-op and its other sends raise :class:`OSError` (what a server
+    raises on a closed connection).
 
     The idle timeout costs one clock read per ``receive`` on asyncio: a timer per connection
     fires at the end of the current wait and, when that wait is still going on, cancels it (a
@@ -543,21 +542,19 @@ class _Guard:
 
     __slots__ = (
         "_bucket",
+        "_burst",
         "_closed",
         "_dropped",
         "_expired",
-        "_idle_done",
         "_loop",
         "_max_size",
         "_offset",
-        "_own",
         "_protector",
         "_rate",
         "_receive",
         "_refill",
         "_scope",
         "_send",
-        "_sending",
         "_since",
         "_stamp",
         "_timeout",
@@ -575,14 +572,10 @@ class _Guard:
         self._receive = receive
         self._send = send
         self._closed = False
-        self._sending = 0
-        #: An Event while the guard sends a frame of its own; sends wait for it.
-        self._own: anyio.Event | None = None
-        #: An Event the guard waits on for the endpoint's sends in flight to finish.
-        self._idle_done: anyio.Event | None = None
         self._max_size = limits.max_message_size
         rate = self._rate = limits.rate
-        self._bucket = float(rate.burst) if rate is not None else 0.0
+        self._burst = float(rate.burst) if rate is not None else 0.0
+        self._bucket = self._burst
         self._refill = rate.rate if rate is not None else 0.0
         self._stamp = _monotonic()
         self._dropped = 0
@@ -614,7 +607,10 @@ class _Guard:
             message = await self._receive()
             if message["type"] != "websocket.receive" or self._closed:
                 return message
-            checked = await self._check(message)
+            refusal = self._verdict(message)
+            if refusal is None:
+                return message
+            checked = await self._refuse_message(refusal)
             if checked is not None:
                 return checked
 
@@ -640,7 +636,10 @@ class _Guard:
                 self._waiting = False
             if message["type"] != "websocket.receive" or self._closed:
                 return message
-            checked = await self._check(message)
+            refusal = self._verdict(message)
+            if refusal is None:
+                return message
+            checked = await self._refuse_message(refusal)
             if checked is not None:
                 return checked
 
@@ -655,13 +654,19 @@ class _Guard:
                 return await self._idle_expired()
             if message["type"] != "websocket.receive" or self._closed:
                 return message
-            checked = await self._check(message)
+            refusal = self._verdict(message)
+            if refusal is None:
+                return message
+            checked = await self._refuse_message(refusal)
             if checked is not None:
                 return checked
 
-    async def _check(self, message: Message) -> Message | None:
-        """The size and rate checks of one data message: the message, a disconnect (the guard
-        closed the connection) or None (dropped: receive the next one)."""
+    def _verdict(self, message: Message) -> int | None:
+        """The size and rate checks of one data message (synchronous: the per-message path).
+
+        None when it passes; else the message's size when it is too big, or -1 when it is
+        over the rate.
+        """
         limit = self._max_size
         if limit is not None:
             data = message.get("text")
@@ -673,18 +678,25 @@ class _Guard:
                 if size <= limit and size * 4 > limit and not data.isascii():
                     size = len(data.encode("utf-8", "surrogatepass"))
             if size > limit:
-                return await self._too_big(size, limit)
-        rate = self._rate
-        if rate is not None:
+                return size
+        if self._rate is not None:
             now = _monotonic()
             tokens = self._bucket + (now - self._stamp) * self._refill
             self._stamp = now
-            if tokens >= 1.0:
-                self._bucket = min(tokens, rate.burst) - 1.0
-            else:
+            if tokens < 1.0:
                 self._bucket = tokens
-                return await self._over_rate(rate)
-        return message
+                return -1
+            self._bucket = min(tokens, self._burst) - 1.0
+        return None
+
+    async def _refuse_message(self, refusal: int) -> Message | None:
+        """A message failed a check: a disconnect (the guard closed the connection) or None
+        (dropped: receive the next one)."""
+        if refusal >= 0:
+            assert self._max_size is not None
+            return await self._too_big(refusal, self._max_size)
+        assert self._rate is not None
+        return await self._over_rate(self._rate)
 
     # -- the refusals ---------------------------------------------------------------------------
 
@@ -712,7 +724,7 @@ class _Guard:
         reply = rate.reply
         if reply is not None:
             key = "text" if isinstance(reply, str) else "bytes"
-            await self._send_own({"type": "websocket.send", key: reply}, skip_if_busy=True)
+            await self._send_own({"type": "websocket.send", key: reply})
         return None
 
     async def _idle_expired(self) -> Message:
@@ -729,10 +741,7 @@ class _Guard:
         """Close the connection now; the endpoint's receive gets this disconnect."""
         if not self._closed:
             self._closed = True
-            try:
-                await self._send_own({"type": "websocket.close", "code": code, "reason": reason})
-            except OSError:
-                pass  # the client is gone already
+            await self._send_own({"type": "websocket.close", "code": code, "reason": reason})
         return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
     # -- sending ----------------------------------------------------------------------------------
@@ -743,46 +752,32 @@ class _Guard:
         the guard at it to tell whether sends may start eagerly)."""
         return self._send
 
-    async def send(self, message: Message) -> None:
-        """The endpoint's send: straight to the server, unless the guard is sending or closed."""
-        if self._own is not None or self._closed:
-            await self._send_after_guard(message)
-            return
-        self._sending += 1
-        try:
-            await self._send(message)
-        finally:
-            self._sending -= 1
-            if self._idle_done is not None and not self._sending:
-                self._idle_done.set()
-                self._idle_done = None
+    def send(self, message: Message) -> Awaitable[None]:
+        """The endpoint's send: the server's own send, until the guard closed the connection.
 
-    async def _send_after_guard(self, message: Message) -> None:
-        while self._own is not None:
-            await self._own.wait()
+        A plain function returning the server's coroutine: no frame of its own per message.
+        """
         if self._closed:
-            if message["type"] == "websocket.close":
-                return  # the guard closed the connection already
-            raise OSError("the WebSocket was closed by a limit (see the brillo.websockets log)")
-        await self.send(message)
+            return self._send_after_close(message)
+        return self._send(message)
 
-    async def _send_own(self, message: Message, *, skip_if_busy: bool = False) -> None:
-        """Send a frame of the guard's own, after the endpoint's sends in flight."""
-        while self._own is not None:
-            await self._own.wait()
-        if self._sending:
-            if skip_if_busy:
-                return
-            while self._sending:
-                if self._idle_done is None:
-                    self._idle_done = anyio.Event()
-                await self._idle_done.wait()
-        own = self._own = anyio.Event()
+    async def _send_after_close(self, message: Message) -> None:
+        if message["type"] == "websocket.close":
+            return  # the guard closed the connection already
+        raise OSError("the WebSocket was closed by a limit (see the brillo.websockets log)")
+
+    async def _send_own(self, message: Message) -> bool:
+        """Send a frame of the guard's own (an error reply, a close); False if it failed.
+
+        Best effort: a client that is gone, or a server that refuses the frame, only means
+        the guard's frame is lost (logged at DEBUG).
+        """
         try:
             await self._send(message)
-        finally:
-            self._own = None
-            own.set()
+        except Exception as exc:
+            logger.debug("WebSocket protection: could not send %s: %r", message["type"], exc)
+            return False
+        return True
 
     # -- the idle timer (asyncio) -----------------------------------------------------------------
 
