@@ -15,7 +15,8 @@ may join rooms whose name is 1-32 lower-case letters, digits or dashes, except
 message's ``{"position"}``.
 
 ``GET /asyncapi.json`` describes all of it (AsyncAPI 3.0); ``GET /stats`` shows the hub's figures.
-``BRILLO_HEARTBEAT=<seconds>`` turns the hub's heartbeat on.
+``BRILLO_HEARTBEAT=<seconds>`` turns the hub's heartbeat on (``BRILLO_HEARTBEAT_TIMEOUT``: how
+long a silent client is kept; twice the interval by default).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ async def stats(request: Request) -> JSONResponse:
 def create_app(hub_url: str | None = None) -> Brillo:
     """Build the app; ``BRILLO_REALTIME_URL`` picks the backend (default ``memory://``)."""
     heartbeat = os.environ.get("BRILLO_HEARTBEAT")
+    heartbeat_timeout = os.environ.get("BRILLO_HEARTBEAT_TIMEOUT")
     hub = Hub(
         hub_url or os.environ.get("BRILLO_REALTIME_URL", "memory://"),
         envelope=True,
@@ -117,6 +119,7 @@ def create_app(hub_url: str | None = None) -> Brillo:
         history_size=1000,
         presence_ttl=float(os.environ.get("BRILLO_PRESENCE_TTL", "30")),
         heartbeat_interval=float(heartbeat) if heartbeat else None,
+        heartbeat_timeout=float(heartbeat_timeout) if heartbeat_timeout else None,
     )
     channels = Channels(hub, [room], identify=identify, title="brillo chat rooms")
     app = Brillo(

@@ -33,10 +33,11 @@ def chat(redis_url: str) -> Iterator[Callable[..., LiveProcess]]:
     """Factory: the channels example under uvicorn in a child process, sharing one Redis."""
     started: list[LiveProcess] = []
 
-    def start(heartbeat: float | None = None) -> LiveProcess:
+    def start(heartbeat: float | None = None, timeout: float = 5.0) -> LiveProcess:
         env = dict(os.environ, BRILLO_REALTIME_URL=redis_url, BRILLO_PRESENCE_TTL="3")
         if heartbeat is not None:
             env["BRILLO_HEARTBEAT"] = str(heartbeat)
+            env["BRILLO_HEARTBEAT_TIMEOUT"] = str(timeout)
         proc = LiveProcess(
             "examples.realtime.channels_chat:create_app", factory=True, env=env, cwd=ROOT
         )
@@ -151,7 +152,9 @@ def test_kill_and_restart_during_a_burst_every_message_once_in_order(
 
 
 def test_presence_pushes_and_heartbeats(browser: Browser, chat: Callable[..., LiveProcess]) -> None:
-    server = chat(heartbeat=0.1)  # pings every 100 ms; a page that did not answer would be closed
+    # Pings every 100 ms; a page silent for 1.5 s would be closed (the margin is for a loaded
+    # machine: a page answers each ping at once).
+    server = chat(heartbeat=0.1, timeout=1.5)
     ada = open_page(browser, server, "ada", "lobby")
     bob = open_page(browser, server, "bob", "lobby")
     try:
@@ -171,13 +174,13 @@ def test_presence_pushes_and_heartbeats(browser: Browser, chat: Callable[..., Li
         )
         assert refused == "forbidden: room:secret is invitation-only"
 
-        # The hub pings both pages every 100 ms; each page answers: after a few dozen pings
-        # nobody has been closed for silence.
+        # The hub pings both pages every 100 ms; each page answers: after 80 pings (4 s, well
+        # past the timeout) nobody has been closed for silence.
         def heartbeat() -> dict[str, int]:
             stats: dict[str, Any] = httpx.get(server.url + "/stats", timeout=5).json()
             return stats["heartbeat"]  # type: ignore[no-any-return]
 
-        wait_until(lambda: heartbeat()["pings"] >= 40, "40 heartbeat pings")
+        wait_until(lambda: heartbeat()["pings"] >= 80, "80 heartbeat pings")
         assert heartbeat()["timeouts"] == 0
         expect(ada.get_by_test_id("state")).to_have_text("open")
 
