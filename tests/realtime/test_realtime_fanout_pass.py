@@ -13,6 +13,7 @@ import pytest
 from _rt_helpers import TIMEOUT, Peer
 
 from brillo.realtime import Hub
+from brillo.websockets import WebSocketState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 
@@ -102,3 +103,20 @@ async def test_a_member_failing_in_the_pass_is_dropped_and_the_pass_goes_on() ->
         ]
         for peer in (first, third):
             await hub.leave(peer.websocket, "room")
+
+
+async def test_a_server_send_that_fails_leaves_the_websocket_as_its_own_send_would() -> None:
+    """Fan-out calls the server's send under brillo's WebSocket; a failure is redone through
+    ``WebSocket.send``, so the WebSocket learns that its peer is gone (1006)."""
+    async with Hub("memory://") as hub:
+        alive, vanished = await eager_peers(2)
+        for peer in (alive, vanished):
+            await hub.enter(peer.websocket, "room")
+        vanished.broken = True
+        await hub.publish("room", "x")
+        with anyio.fail_after(TIMEOUT):
+            while hub.connection(vanished.websocket) is not None:
+                await anyio.sleep(0.01)
+        assert vanished.websocket.application_state is WebSocketState.DISCONNECTED
+        assert alive.frames == ["x"]
+        await hub.leave(alive.websocket, "room")

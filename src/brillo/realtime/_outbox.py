@@ -18,7 +18,7 @@ import anyio
 
 from brillo.realtime._messages import Message
 from brillo.realtime._rules import QueueRule, Verdict
-from brillo.realtime._sockets import SocketLike, client_gone
+from brillo.realtime._sockets import SocketLike, client_gone, server_send
 from brillo.realtime._stats import Counters
 
 __all__ = ["Item", "Outbox", "Outboxes"]
@@ -115,6 +115,7 @@ class Outbox:
         "_finished",
         "_inflight",
         "_queue",
+        "_raw",
         "_retired",
         "_rule",
         "_scope",
@@ -132,8 +133,11 @@ class Outbox:
         self.dropped = 0
         self._send = socket.send
         self._rule = rule
-        #: The socket's send when fan-out may start it in the publishing task (see SocketLike).
-        self._eager_send = socket.send if eager else None
+        #: The send fan-out may start in the publishing task (see SocketLike): the server's own
+        #: send under brillo's WebSocket (``_raw``), else the socket's.
+        raw = server_send(socket) if eager else None
+        self._raw = raw is not None
+        self._eager_send = raw or (socket.send if eager else None)
         #: ``_eager_send`` while an eager send may start now (the writer sleeps on its waiter,
         #: nothing queued or in flight, not closing), else None: fan-out reads only this.
         self._eager: Callable[[Any], Awaitable[None]] | None = None
@@ -345,15 +349,23 @@ class Outbox:
                     self._done.set()
 
     async def _finish_inflight(self, inflight: tuple[Any, Any, Item]) -> None:
-        """Finish, in the writer's task, a send fan-out started (see :meth:`Outboxes.fan_out`)."""
+        """Finish, in the writer's task, a send fan-out started (see :meth:`Outboxes.fan_out`).
+
+        A send of the server's own that failed is redone through the socket's ``send``, the
+        general path, so the socket ends in the state and with the error its own send gives.
+        """
         coro, first, item = inflight
         item.counters.queued -= 1
-        if coro is None:  # the send failed on its first step
-            self._inflight = None
-            raise first
         self._busy_since = time.monotonic()
         try:
-            await _Resume(coro, first)
+            try:
+                if coro is None:  # the send failed on its first step
+                    raise first
+                await _Resume(coro, first)
+            except Exception:
+                if not self._raw:
+                    raise
+                await self._send(item.message)
         finally:
             self._inflight = None
             self._busy_since = 0.0

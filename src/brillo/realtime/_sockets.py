@@ -8,7 +8,7 @@ import anyio
 
 from brillo.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-__all__ = ["SocketLike", "client_gone", "eager_send_safe"]
+__all__ = ["SocketLike", "client_gone", "eager_send_safe", "server_send"]
 
 
 class SocketLike(Protocol):
@@ -83,6 +83,22 @@ def eager_send_safe(socket: object) -> bool:
             return False
         send = getattr(send.__self__, "wrapped_send", None)  # type: ignore[union-attr]
     return False
+
+
+def server_send(socket: object) -> Any:
+    """The server's own send under brillo's WebSocket, when fan-out may call it directly.
+
+    That is brillo's :class:`~brillo.websockets.WebSocket` (``send`` not overridden) that
+    :func:`eager_send_safe` accepts (over a server send it knows, or declared safe); ``None`` for
+    any other socket. ``WebSocket.send`` only adds state checks to the server's send, and a
+    send the server refuses is redone through ``WebSocket.send``, which turns the refusal into
+    the WebSocket's own error and state.
+    """
+    if not isinstance(socket, WebSocket) or type(socket).send is not WebSocket.send:
+        return None
+    if not eager_send_safe(socket):
+        return None
+    return socket._send
 
 
 #: Errors that mean the peer is gone (or the socket was closed), whatever else they are.
