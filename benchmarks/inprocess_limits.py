@@ -1,7 +1,8 @@
 """The per-message cost of WebSocket protection, in-process: an echo route with each option.
 
 ``python -m benchmarks.inprocess_limits --messages N VARIANT`` opens one connection to an echo
-route, echoes N text messages and disconnects; run it under callgrind with two values of N and
+route, echoes N text messages and disconnects (``--connections K`` repeats that K times, for the
+cost per connection); run it under callgrind with two values of N and
 divide the difference in instructions by the difference in N (with ``PYTHONHASHSEED=0``) to get
 instructions per echoed message::
 
@@ -44,6 +45,7 @@ _RATE = RateLimit(1e9, burst=1_000_000)
 VARIANTS: dict[str, dict[str, Any]] = {
     "none": {},
     "origin": {"middleware": True},  # the application's origin check: handshake only
+    "origin-route": {"allow_origins": ["self"]},  # the same check on the route
     "size": {"limits": WebSocketLimits(max_message_size=65536)},
     "rate": {"limits": WebSocketLimits(rate=_RATE)},
     "idle": {"limits": WebSocketLimits(idle_timeout=60)},
@@ -57,7 +59,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def build(variant: str) -> Brillo:
     options = VARIANTS[variant]
     middleware = [Middleware(WebSocketProtectionMiddleware)] if options.get("middleware") else []
-    route = WebSocketRoute("/ws/echo", echo, limits=options.get("limits"))
+    route = WebSocketRoute(
+        "/ws/echo", echo, limits=options.get("limits"), allow_origins=options.get("allow_origins")
+    )
     return Brillo(routes=[route], middleware=middleware)
 
 
@@ -76,6 +80,12 @@ async def connection(app: Brillo, messages: int) -> None:
     await app(scope, receive, _sink)
 
 
+async def connections(app: Brillo, messages: int, count: int) -> None:
+    """``count`` connections in turn, each echoing ``messages`` messages."""
+    for _ in range(count):
+        await connection(app, messages)
+
+
 async def _table() -> None:
     for variant in VARIANTS:
         app = build(variant)
@@ -91,12 +101,13 @@ async def _table() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=0)
+    parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("variant", nargs="?", choices=list(VARIANTS))
     args = parser.parse_args(argv)
     if args.messages:
         if args.variant is None:
             parser.error("--messages needs a variant")
-        asyncio.run(connection(build(args.variant), args.messages))
+        asyncio.run(connections(build(args.variant), args.messages, args.connections))
         return
     asyncio.run(_table())
 

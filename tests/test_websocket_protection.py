@@ -179,6 +179,17 @@ def test_origin_policy(allow: list[str], origin: str, allowed: bool) -> None:
     assert policy.allows(scope(origin)) is allowed
 
 
+def test_origin_policy_remembers_decisions_per_origin_and_host() -> None:
+    policy = OriginPolicy()
+    for _ in range(2):  # the second round comes from the remembered decisions
+        assert policy.allows(scope("https://a.example", host="a.example"))
+        assert not policy.allows(scope("https://a.example", host="b.example"))
+        assert policy.allows(scope("https://b.example", host="b.example"))
+    for n in range(3000):  # a bounded table: many distinct origins start it over
+        assert not policy.allows(scope(f"https://{n}.evil.example", host="a.example"))
+    assert len(policy._decisions) <= 1024
+
+
 def test_origin_policy_same_host_with_port_and_missing_header() -> None:
     policy = OriginPolicy()
     assert policy.allows(scope("http://127.0.0.1:8000", host="127.0.0.1:8000"))

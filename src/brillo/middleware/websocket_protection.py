@@ -133,6 +133,10 @@ _ORIGIN = re.compile(
 )
 
 
+#: Decisions an :class:`OriginPolicy` remembers before it starts over.
+_DECISIONS = 1024
+
+
 def _split_origin(value: str, pattern: bool) -> tuple[str, str, int | None] | None:
     """``(scheme, host, port)`` of an origin (port filled in for http/https/ws/wss).
 
@@ -175,7 +179,16 @@ class OriginPolicy:
     Patterns are checked when the policy is made: a malformed one raises :class:`ValueError`.
     """
 
-    __slots__ = ("_any", "_exact", "_null", "_self", "_wildcards", "allow", "allow_missing")
+    __slots__ = (
+        "_any",
+        "_decisions",
+        "_exact",
+        "_null",
+        "_self",
+        "_wildcards",
+        "allow",
+        "allow_missing",
+    )
 
     def __init__(self, allow: Iterable[str] = ("self",), *, allow_missing: bool = True) -> None:
         if isinstance(allow, str):
@@ -187,6 +200,7 @@ class OriginPolicy:
         self._null = False
         self._exact: set[tuple[str, str, int | None]] = set()
         self._wildcards: list[tuple[str, str, int | None]] = []
+        self._decisions: dict[tuple[bytes, bytes | None], bool] = {}
         for entry in self.allow:
             if not isinstance(entry, str):
                 raise TypeError(f"origins are strings, not {type(entry).__name__}: {entry!r}")
@@ -224,17 +238,29 @@ class OriginPolicy:
             self._exact.add(parts)
 
     def allows(self, scope: Scope) -> bool:
-        """Whether the handshake in ``scope`` carries an allowed ``Origin`` header."""
+        """Whether the handshake in ``scope`` carries an allowed ``Origin`` header.
+
+        Decisions are remembered per (Origin, Host) pair (a bounded table): browsers send the
+        same few, and parsing one costs more than the rest of a handshake's checks.
+        """
         if self._any:
             return True
-        origin = None
+        origin = host = None
         for key, value in scope.get("headers", ()):
             if key == b"origin":
-                origin = value.decode("latin-1")
-                break
+                origin = value
+            elif key == b"host" and host is None:
+                host = value
         if origin is None:
             return self.allow_missing
-        return self.allows_origin(origin, scope)
+        pair = (origin, host)
+        decision = self._decisions.get(pair)
+        if decision is None:
+            decision = self.allows_origin(origin.decode("latin-1"), scope)
+            if len(self._decisions) >= _DECISIONS:
+                self._decisions.clear()
+            self._decisions[pair] = decision
+        return decision
 
     def allows_origin(self, origin: str, scope: Scope | None = None) -> bool:
         """Whether ``origin`` is allowed (``scope`` supplies the Host header for ``"self"``)."""
