@@ -9,7 +9,6 @@ from __future__ import annotations
 import anyio
 import pytest
 from _rt_helpers import Peer
-from anyio.testing import wait_all_tasks_blocked
 
 from brillo.realtime import Hub
 
@@ -67,7 +66,7 @@ async def test_connections_that_join_during_the_drain_are_closed_too() -> None:
             await first.blocked.wait()
         async with anyio.create_task_group() as group:
             group.start_soon(hub.drain, 5.0)
-            await wait_all_tasks_blocked()  # the drain waits on the first batch
+            await anyio.wait_all_tasks_blocked()  # the drain waits on the first batch
             await hub.enter(late.websocket, "room")
             first.gate.set()
         assert first.closed == CLOSE
