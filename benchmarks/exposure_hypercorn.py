@@ -1,4 +1,4 @@
-"""Hypercorn settings for ``benchmarks.exposure``'s hardened hypercorn row (``--config python:``)."""
+"""Hypercorn settings for the hardened hypercorn row of ``benchmarks.exposure`` (``--config``)."""
 
 websocket_max_message_size = 1 << 20
 read_timeout = 10

@@ -49,35 +49,37 @@ async def test_a_silent_connection_is_closed_with_1001_and_leaves(
         silent, watcher = Peer(), Peer()
         await silent.accept()
         await watcher.accept()
-        async with hub.join(watcher.websocket, "room", user="watcher"):
-            async with hub.join(silent.websocket, "room", user="silent"):
-                started = anyio.current_time()
-                # the watcher answers; the silent one never does
-                with anyio.fail_after(5):
-                    while silent.closed is None:
-                        await watcher.wait(lambda p, n=len(watcher.sent): len(p.sent) > n)
-                        hub.touch(watcher.websocket)
-                elapsed = anyio.current_time() - started
-                assert silent.closed == {
-                    "type": "websocket.close",
-                    "code": 1001,
-                    "reason": "heartbeat timeout",
-                }
-                assert 0.3 <= elapsed < 2.0
-                # it left the room: presence is gone and others heard it leave
-                with anyio.fail_after(5):
-                    while "silent" in await hub.presence("room"):
-                        await anyio.sleep(0.01)
-                await watcher.wait(
-                    lambda p: any(
-                        m.get("type") == "presence" and m["event"] == "leave" for m in p.json()
-                    )
+        async with (
+            hub.join(watcher.websocket, "room", user="watcher"),
+            hub.join(silent.websocket, "room", user="silent"),
+        ):
+            started = anyio.current_time()
+            # the watcher answers; the silent one never does
+            with anyio.fail_after(5):
+                while silent.closed is None:
+                    await watcher.wait(lambda p, n=len(watcher.sent): len(p.sent) > n)
+                    hub.touch(watcher.websocket)
+            elapsed = anyio.current_time() - started
+            assert silent.closed == {
+                "type": "websocket.close",
+                "code": 1001,
+                "reason": "heartbeat timeout",
+            }
+            assert 0.3 <= elapsed < 2.0
+            # it left the room: presence is gone and others heard it leave
+            with anyio.fail_after(5):
+                while "silent" in await hub.presence("room"):
+                    await anyio.sleep(0.01)
+            await watcher.wait(
+                lambda p: any(
+                    m.get("type") == "presence" and m["event"] == "leave" for m in p.json()
                 )
-                assert [c.user for c in hub.members("room")] == ["watcher"]
-                assert watcher.closed is None
-                stats = hub.stats()
-                assert stats["heartbeat"]["timeouts"] == 1
-                assert "brillo_realtime_heartbeat_timeouts_total 1" in render(hub)
+            )
+            assert [c.user for c in hub.members("room")] == ["watcher"]
+            assert watcher.closed is None
+            stats = hub.stats()
+            assert stats["heartbeat"]["timeouts"] == 1
+            assert "brillo_realtime_heartbeat_timeouts_total 1" in render(hub)
     assert [r for r in caplog.records if "heartbeat timeout" in r.getMessage()]
 
 
