@@ -270,6 +270,65 @@ def test_json_status_and_media_type_override() -> None:
     assert response.headers["content-type"] == "application/vnd.api+json"
 
 
+def test_json_content_is_required_and_subclasses_keep_working() -> None:
+    with pytest.raises(TypeError, match="content"):
+        JSONResponse()  # type: ignore[call-arg]
+    assert JSONResponse(content={"k": 1}, headers={"x": "1"}).raw_headers == [
+        (b"x", b"1"),
+        (b"content-length", b"7"),
+        (b"content-type", b"application/json"),
+    ]
+
+    class Pretty(JSONResponse):
+        media_type = "application/pretty+json"
+
+        def render(self, content: object) -> bytes:
+            return repr(content).encode()
+
+    response = Pretty([1, "a"], status_code=202)
+    assert (response.status_code, response.body) == (202, b"[1, 'a']")
+    assert response.headers["content-type"] == "application/pretty+json"
+    assert response.headers["content-length"] == "8"
+
+
+def test_content_type_cache_follows_the_charset() -> None:
+    # The header cache keys text types by charset; other types do not depend on it.
+    class Latin(PlainTextResponse):
+        charset = "latin-1"
+
+    assert Latin("x").headers["content-type"] == "text/plain; charset=latin-1"
+    assert PlainTextResponse("x").headers["content-type"] == "text/plain; charset=utf-8"
+    assert Latin("x").headers["content-type"] == "text/plain; charset=latin-1"
+
+    class LatinJSON(JSONResponse):
+        charset = "latin-1"
+
+    assert LatinJSON(1).headers["content-type"] == "application/json"
+    assert Response("x", media_type="text/csv; charset=ascii").headers["content-type"] == (
+        "text/csv; charset=ascii"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_plain_response_on_a_websocket_scope_is_a_denial_response() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:  # pragma: no cover - never called
+        return {"type": "websocket.disconnect"}
+
+    ran: list[str] = []
+    response = PlainTextResponse("no", status_code=403, background=BackgroundTask(ran.append, "bg"))
+    await response({"type": "websocket", "path": "/"}, receive, send)
+    assert sent == [
+        {"type": "websocket.http.response.start", "status": 403, "headers": response.raw_headers},
+        {"type": "websocket.http.response.body", "body": b"no"},
+    ]
+    assert ran == ["bg"]
+
+
 # --------------------------------------------------------------------------- Redirect
 
 

@@ -1,11 +1,12 @@
 """Private: run an ASGI app and turn the exceptions it raises into responses or WebSocket closes.
 
 Used twice on every request: once around the router (by
-:class:`brillo.middleware.exceptions.ExceptionMiddleware`, or by the application's own inlined copy
-of its default stack), and once per endpoint by the ``request_response`` / ``websocket_session``
-wrappers, so that exceptions raised inside an endpoint are handled *inside* the route's own
-middleware. ExceptionMiddleware stores its handler tables in the scope under
-:data:`HANDLERS_KEY`; without them only brillo's built-in WebSocket rules apply.
+:class:`brillo.middleware.exceptions.ExceptionMiddleware`, or by the application's inlined default
+stack, which calls these same helpers), and once per endpoint by the ``request_response`` /
+``websocket_session`` wrappers, so that exceptions raised inside an endpoint are handled *inside*
+the route's own middleware. ExceptionMiddleware stores its handler tables in the scope under
+:data:`HANDLERS_KEY` (again before answering an exception, in case an application mounted inside
+stored its own); without them only brillo's built-in WebSocket rules apply.
 
 WebSocket rules, after any registered handler has had its chance:
 

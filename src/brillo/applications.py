@@ -16,9 +16,9 @@ from brillo.middleware import Middleware, _MiddlewareFactory
 from brillo.middleware.body_limit import RequestBodyLimitMiddleware
 from brillo.middleware.errors import ServerErrorMiddleware
 from brillo.middleware.exceptions import ExceptionMiddleware
-from brillo.requests import Request
-from brillo.responses import Response
-from brillo.routing import _RESPONSE_CALL, BaseRoute, Router
+from brillo.requests import Request, _http_request
+from brillo.responses import _PLAIN_CALL, Response, _send_plain
+from brillo.routing import _ENDPOINT_ATTR, BaseRoute, Router, _EndpointCall
 from brillo.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 from brillo.websockets import WebSocket
 
@@ -44,12 +44,6 @@ def _inline_plan(stack: ASGIApp) -> _Plan | None:
             if type(router) is Router and router._direct:
                 return stack, inner._tables, router
     return None
-
-
-def _started_tracker(send: Send, started: bool) -> ResponseTracker:
-    tracker = ResponseTracker(send)
-    tracker.started = started
-    return tracker
 
 
 class Brillo:
@@ -153,101 +147,77 @@ class Brillo:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point: builds the middleware stack on first use.
 
-        With the default stack (no user middleware, no ``max_body_size``) an HTTP request runs
-        in this one frame: ServerErrorMiddleware's, ExceptionMiddleware's, the router's and the
-        endpoint's ``request_response`` behaviour are inlined here, and behave exactly as the
-        separate layers do (``tests/test_applications.py`` runs the same app both ways).
+        With the default stack (no user middleware, no ``max_body_size``) the request runs in
+        this one frame: the layers' own steps, in their order, calling the same helpers they do
+        (``ServerErrorMiddleware._answer``, ``answer_http_error`` / ``websocket_error``, the
+        router's ``_resolve``, and for a function endpoint what ``request_response`` does, with
+        the plain-response sender ``_send_plain``). ``tests/test_inline_stack.py`` compares the
+        two stacks' ASGI messages over randomized apps and requests.
         """
         scope["app"] = self
-        stack = self.middleware_stack
-        if stack is None:
-            stack = self.middleware_stack = self.build_middleware_stack()
-        if self._inlined_for is not stack:
-            self._inlined = _inline_plan(stack)
-            self._inlined_for = stack
         plan = self._inlined
-        if plan is None:
-            await stack(scope, receive, send)
-            return
-        errors, tables, router = plan
+        if plan is None or plan[0] is not self.middleware_stack:
+            stack = self.middleware_stack
+            if stack is None:
+                stack = self.middleware_stack = self.build_middleware_stack()
+            if self._inlined_for is not stack:
+                self._inlined = _inline_plan(stack)
+                self._inlined_for = stack
+            plan = self._inlined
+            if plan is None:
+                await stack(scope, receive, send)
+                return
+        router = plan[2]
         scope_type = scope["type"]
-        if scope_type == "websocket":
-            # ServerErrorMiddleware lets WebSockets through; ExceptionMiddleware's part, inlined:
-            scope[HANDLERS_KEY] = tables
+        if scope_type == "http":
+            # ExceptionMiddleware's handler tables go into the scope once something may look them
+            # up (another kind of app or response, or an error), and a response tracker is made
+            # only then: a plain response goes straight to the server, ``started`` noted here.
+            tracker: ResponseTracker | None = None
+            started = False
+            try:  # ServerErrorMiddleware
+                try:  # ExceptionMiddleware
+                    target = router._resolve(scope)
+                    call: _EndpointCall | None = getattr(target, _ENDPOINT_ATTR, None)
+                    if call is None:
+                        scope[HANDLERS_KEY] = plan[1]
+                        tracker = ResponseTracker.of(send)
+                        await target(scope, receive, tracker)
+                        return
+                    # request_response (the route has no middleware of its own):
+                    request = _http_request(scope, receive, send)
+                    try:
+                        response = await call(request)
+                        if type(response).__call__ is _PLAIN_CALL:
+                            started = True
+                            await _send_plain(response, send)
+                        else:
+                            scope[HANDLERS_KEY] = plan[1]
+                            tracker = ResponseTracker.of(send)
+                            await response(scope, receive, tracker)
+                    except Exception as exc:
+                        scope[HANDLERS_KEY] = plan[1]
+                        tracker = tracker or ResponseTracker.of(send, started)
+                        await answer_http_error(exc, request, scope, receive, tracker)
+                except Exception as exc:
+                    scope[HANDLERS_KEY] = plan[1]
+                    tracker = tracker or ResponseTracker.of(send, started)
+                    await answer_http_error(exc, None, scope, receive, tracker)
+            except Exception as exc:
+                started = started or (tracker is not None and tracker.started)
+                await plan[0]._answer(exc, scope, receive, send, started=started)
+                raise
+        elif scope_type == "websocket":
+            # ServerErrorMiddleware lets WebSockets through; ExceptionMiddleware's part:
+            scope[HANDLERS_KEY] = plan[1]
             try:
                 await router._resolve(scope)(scope, receive, send)
             except Exception as exc:
+                scope[HANDLERS_KEY] = plan[1]
                 if not await websocket_error(exc, None, scope, receive, send):
                     raise
-            return
-        if scope_type != "http":
-            await errors.app(scope, receive, send)
-            return
-        # The response tracker the layers share, made only when something needs it: a plain
-        # Response sent from here just sets ``started``.
-        tracker = send if type(send) is ResponseTracker else None
-        started = False
-        try:  # ServerErrorMiddleware
-            try:  # ExceptionMiddleware (its handler tables go into the scope when needed)
-                # Router._resolve's commonest case, inlined: a parameter-free path whose first
-                # candidate route is known to match it (see routing._Index.first_http).
-                index = router._index
-                route = None
-                if index is not None and not scope.get("root_path"):
-                    route = index.first_http.get(scope["path"])
-                if route is not None and (
-                    not route.methods  # type: ignore[attr-defined]
-                    or scope["method"] in route.methods  # type: ignore[attr-defined]
-                ):
-                    if "router" not in scope:
-                        scope["router"] = router
-                    params = scope.get("path_params")
-                    scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
-                    scope["path_params"] = dict(params) if params else {}
-                    scope["route"] = route
-                    target = route.app  # type: ignore[attr-defined]
-                else:
-                    target = router._resolve(scope)
-                call = getattr(target, "_brillo_endpoint", None)
-                if call is None:
-                    scope[HANDLERS_KEY] = tables
-                    tracker = tracker or ResponseTracker(send)
-                    await target(scope, receive, tracker)
-                    return
-                # request_response (the route has no middleware of its own):
-                request = Request(scope, receive, send)
-                try:
-                    response = await call(request)
-                    if type(response).__call__ is not _RESPONSE_CALL:
-                        tracker = tracker or ResponseTracker(send)
-                        await response(scope, receive, tracker)
-                        return
-                    # Response.__call__ for HTTP, inlined.
-                    started = True
-                    if tracker is not None:
-                        tracker.started = True
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": response.status_code,
-                            "headers": response.raw_headers,
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": response.body})
-                    if response.background is not None:
-                        await response.background()
-                except Exception as exc:
-                    scope[HANDLERS_KEY] = tables
-                    tracker = tracker or _started_tracker(send, started)
-                    await answer_http_error(exc, request, scope, receive, tracker)
-            except Exception as exc:
-                scope[HANDLERS_KEY] = tables
-                tracker = tracker or _started_tracker(send, started)
-                await answer_http_error(exc, None, scope, receive, tracker)
-        except Exception as exc:
-            started = started or (tracker is not None and tracker.started)
-            await errors._answer(exc, scope, receive, send, started=started)
-            raise
+        else:
+            await plan[0].app(scope, receive, send)
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
         """Mount ``app`` under ``path``."""
@@ -258,11 +228,13 @@ class Brillo:
         self.router.host(host, app=app, name=name)
 
     def add_middleware(
-        self, middleware_class: _MiddlewareFactory | type[Any], *args: Any, **kwargs: Any
+        self, middleware_class: _MiddlewareFactory[P], *args: P.args, **kwargs: P.kwargs
     ) -> None:
         """Add a middleware outside those already added (it runs first).
 
-        Raises RuntimeError once the application has started serving.
+        ``middleware_class(app, *args, **kwargs)`` builds it; a type checker checks the
+        arguments against its parameters. Raises RuntimeError once the application has started
+        serving.
         """
         if self.middleware_stack is not None:
             raise RuntimeError("Cannot add middleware after an application has started")

@@ -366,7 +366,8 @@ class ImmutableMultiDict(Mapping[_KeyType, _CovariantValueType]):
         return list(self._list)
 
     def __getitem__(self, key: _KeyType) -> _CovariantValueType:
-        return self._dict[key]  # type: ignore[no-any-return]
+        value: _CovariantValueType = self._dict[key]
+        return value
 
     def __contains__(self, key: Any) -> bool:
         return key in self._dict

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator
 from importlib import import_module
 from tempfile import SpooledTemporaryFile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 import anyio
@@ -388,7 +388,7 @@ class MultiPartParser:
             )
         spooled = SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
         upload = UploadFile(
-            file=spooled,  # type: ignore[arg-type]
+            file=cast(BinaryIO, spooled),
             size=0,
             filename=filename,
             headers=Headers(raw=part.headers),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.cookies
 import os
 import stat
-import types
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from email.utils import format_datetime, formatdate
@@ -50,23 +49,26 @@ _HTTP_BODY = "http.response.body"
 _WS_START = "websocket.http.response.start"
 _WS_BODY = "websocket.http.response.body"
 
-# media_type -> (charset, content-type header) for the charset last seen with it; media types
-# are few and static, so this is nearly always a hit.
-_content_type_cache: dict[str, tuple[str, tuple[bytes, bytes]]] = {}
+# media_type -> (charset, content-type header) for the charset last seen with it, or
+# (None, header) when the header does not depend on the charset (not ``text/*``, or the charset
+# already given); media types are few and static, so this is nearly always a hit.
+_content_type_cache: dict[str, tuple[str | None, tuple[bytes, bytes]]] = {}
 _CONTENT_TYPE_CACHE_MAX = 256
 
 
 def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     """The ``content-type`` header for ``media_type`` (``text/*`` gets ``; charset=...``)."""
     entry = _content_type_cache.get(media_type)
-    if entry is not None and entry[0] == charset:
+    if entry is not None and (entry[0] is None or entry[0] == charset):
         return entry[1]
     text = media_type
+    depends: str | None = None
     if text.startswith("text/") and "charset=" not in text.lower():
         text = f"{text}; charset={charset}"
+        depends = charset
     header = (b"content-type", text.encode("latin-1"))
     if entry is not None or len(_content_type_cache) < _CONTENT_TYPE_CACHE_MAX:
-        _content_type_cache[media_type] = (charset, header)
+        _content_type_cache[media_type] = (depends, header)
     return header
 
 
@@ -108,7 +110,7 @@ def _websocket_denial_send(send: Send) -> Send:
 
 # Python 3.14's Morsel knows the CHIPS "Partitioned" attribute (and orders it among the others);
 # before that, brillo appends it itself rather than refusing it.
-_MORSEL_PARTITIONED = "partitioned" in http.cookies.Morsel._reserved  # type: ignore[attr-defined]
+_MORSEL_PARTITIONED = "partitioned" in getattr(http.cookies.Morsel, "_reserved", ())
 
 
 class _InvalidSameSite(ValueError, AssertionError):
@@ -125,10 +127,9 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
-    #: Whether the class keeps :meth:`init_headers` (then ``__init__`` inlines it).
-    _standard_headers = True
-    #: Whether the class keeps :meth:`render` (then ``__init__`` encodes ``str`` content itself).
-    _standard_render = True
+    #: Whether the class keeps :meth:`render` (then ``__init__`` encodes ``str`` content itself)
+    #: and :meth:`init_headers` (then ``__init__`` inlines it), read as one class attribute.
+    _standard: tuple[bool, bool] = (True, True)
 
     def __init__(
         self,
@@ -143,12 +144,16 @@ class Response:
             self.media_type = media_type
         self.background = background
         body: bytes | memoryview
-        if type(content) is str and self._standard_render:
-            body = content.encode(self.charset)
+        standard_render, standard_headers = self._standard
+        charset: str | None
+        if type(content) is str and standard_render:
+            charset = self.charset
+            body = content.encode(charset)
         else:
             body = self.render(content)
+            charset = None  # read below only if the content type depends on it
         self.body = body
-        if headers is not None or not self._standard_headers:
+        if headers is not None or not standard_headers:
             self.init_headers(headers)
             return
         # init_headers without headers, inlined: this runs for nearly every response.
@@ -158,19 +163,24 @@ class Response:
             raw.append(_LENGTH_HEADERS[length] if length < 4096 else _content_length_header(length))
         media_type = self.media_type
         if media_type is not None:
-            raw.append(_content_type_header(media_type, self.charset))
+            # _content_type_header's cache, read here first: one call fewer per response.
+            cached = _content_type_cache.get(media_type)
+            if cached is not None and (cached[0] is None or cached[0] == charset):
+                raw.append(cached[1])
+            else:
+                raw.append(_content_type_header(media_type, charset or self.charset))
         self.raw_headers = raw
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._standard_headers = cls.init_headers is Response.init_headers
-        cls._standard_render = cls.render is Response.render
+        cls._standard = (cls.render is Response.render, cls.init_headers is Response.init_headers)
 
     def render(self, content: Any) -> bytes | memoryview:
         """Turn ``content`` into the body bytes."""
         content_type = type(content)
         if content_type is str:
-            return content.encode(self.charset)  # type: ignore[no-any-return]
+            encoded: bytes = content.encode(self.charset)
+            return encoded
         if content_type is bytes or content is None:
             return content or b""
         if isinstance(content, memoryview):
@@ -300,15 +310,33 @@ class Response:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the response, then run the background task, if any."""
+        """Send the response, then run the background task, if any.
+
+        On a ``websocket`` scope the messages are the denial response's
+        (``websocket.http.response.*``).
+        """
         if scope["type"] == "websocket":
-            start, body = _WS_START, _WS_BODY
-        else:
-            start, body = _HTTP_START, _HTTP_BODY
-        await send({"type": start, "status": self.status_code, "headers": self.raw_headers})
-        await send({"type": body, "body": self.body})
-        if self.background is not None:
-            await self.background()
+            send = _websocket_denial_send(send)
+        await _send_plain(self, send)
+
+
+async def _send_plain(response: Response, send: Send) -> None:
+    """Send a :class:`Response` whose class keeps ``Response.__call__``: the start message, the
+    whole body, then the background task.
+
+    The one sender of such responses: ``Response.__call__``, ``brillo.routing.request_response``
+    and the application's inlined default stack all send through it.
+    """
+    await send(
+        {"type": _HTTP_START, "status": response.status_code, "headers": response.raw_headers}
+    )
+    await send({"type": _HTTP_BODY, "body": response.body})
+    if response.background is not None:
+        await response.background()
+
+
+#: ``Response.__call__``: a response whose class keeps it is sent by :func:`_send_plain`.
+_PLAIN_CALL = Response.__call__
 
 
 class HTMLResponse(Response):
@@ -324,6 +352,7 @@ class PlainTextResponse(Response):
 
 
 _json_chunks = compact_chunks(allow_nan=False)
+_response_init = Response.__init__
 
 
 class JSONResponse(Response):
@@ -331,29 +360,16 @@ class JSONResponse(Response):
 
     media_type = "application/json"
 
-    if TYPE_CHECKING:
-
-        def __init__(
-            self,
-            content: Any,
-            status_code: int = 200,
-            headers: Mapping[str, str] | None = None,
-            media_type: str | None = None,
-            background: BackgroundTask | None = None,
-        ) -> None: ...
-
-    else:
-        # Response.__init__ itself with ``content`` required: a copy of the function with one
-        # default fewer, instead of an override that would add a frame to every JSON response.
-        __init__ = types.FunctionType(
-            Response.__init__.__code__,
-            Response.__init__.__globals__,
-            "__init__",
-            Response.__init__.__defaults__[1:],
-        )
-        __init__.__qualname__ = "JSONResponse.__init__"
-        __init__.__annotations__ = Response.__init__.__annotations__
-        __init__.__kwdefaults__ = Response.__init__.__kwdefaults__
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        # ``Response.__init__`` bound once at import: cheaper per response than ``super()``.
+        _response_init(self, content, status_code, headers, media_type, background)
 
     def render(self, content: Any) -> bytes:
         """Serialise ``content`` to JSON bytes (``ValueError`` for NaN/Infinity)."""

@@ -18,7 +18,7 @@ import re
 import traceback
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
-from typing import Any, SupportsIndex, TypeVar
+from typing import Any, Self, SupportsIndex, TypeVar, cast
 
 from brillo._exception_handler import ResponseTracker, answer_http_error, websocket_error
 from brillo._utils import get_route_path, header_host, host_key, is_async_callable
@@ -33,8 +33,14 @@ from brillo.middleware.websocket_protection import (
     WebSocketLimits,
     protect_websocket,
 )
-from brillo.requests import Request
-from brillo.responses import PlainTextResponse, RedirectResponse, Response
+from brillo.requests import Request, _http_request
+from brillo.responses import (
+    _PLAIN_CALL,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    _send_plain,
+)
 from brillo.types import ASGIApp, Lifespan, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketClose
 
@@ -87,7 +93,21 @@ def get_name(endpoint: Callable[..., Any]) -> str:
     return getattr(endpoint, "__name__", endpoint.__class__.__name__)
 
 
-_RESPONSE_CALL = Response.__call__
+#: What ``request_response`` calls: the endpoint, made awaitable (sync ones run in a thread).
+_EndpointCall = Callable[[Request], Awaitable[Response]]
+#: The attribute under which ``request_response`` leaves its :data:`_EndpointCall` on the app.
+_ENDPOINT_ATTR = "_brillo_endpoint"
+
+
+def _endpoint_call(func: Callable[[Request], Awaitable[Response] | Response]) -> _EndpointCall:
+    if is_async_callable(func):
+        return cast(_EndpointCall, func)
+    sync = cast(Callable[[Request], Response], func)
+
+    async def call_in_thread(request: Request) -> Response:
+        return await run_in_threadpool(sync, request)
+
+    return call_in_thread
 
 
 def request_response(
@@ -98,29 +118,27 @@ def request_response(
     Synchronous functions run in the thread pool. Exceptions raised by ``func`` are handled by the
     application's exception handlers right here, inside any route middleware.
     """
-    if is_async_callable(func):
-        call: Callable[[Request], Awaitable[Response]] = func  # type: ignore[assignment]
-    else:
-        call = functools.partial(run_in_threadpool, func)  # type: ignore[call-arg,assignment]
+    call = _endpoint_call(func)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        sender = send if type(send) is ResponseTracker else ResponseTracker(send)
+        request = _http_request(scope, receive, send)
+        sender = ResponseTracker.of(send)
         try:
             response = await call(request)
-            if type(response).__call__ is _RESPONSE_CALL:
-                # Response.__call__ sends the start message first: mark the response started
-                # and let it send straight to the server, without the tracker's extra hop.
+            if type(response).__call__ is _PLAIN_CALL:
+                # The plain sender sends the start message first: mark the response started and
+                # let it send straight to the server, without the tracker's extra hop.
                 sender.started = True
-                await response(scope, receive, sender.send)
+                await _send_plain(response, sender.send)
             else:
                 await response(scope, receive, sender)
         except Exception as exc:
             # Handled right here, inside any route middleware (as ExceptionMiddleware would).
             await answer_http_error(exc, request, scope, receive, sender)
 
-    # The application's inlined default stack runs ``call`` itself (see Brillo.__call__).
-    app._brillo_endpoint = call  # type: ignore[attr-defined]
+    # The application's inlined default stack runs ``call`` itself, the same way (see
+    # Brillo.__call__): it finds it here.
+    app.__dict__[_ENDPOINT_ATTR] = call
     return app
 
 
@@ -712,13 +730,46 @@ class _RouteList(list[BaseRoute]):
     def __delitem__(self, index: Any) -> None:
         self._changed(super().__delitem__(index))
 
-    def __iadd__(self, routes: Iterable[BaseRoute]) -> _RouteList:  # type: ignore[override,misc]
+    # mypy holds ``+=`` to ``list.__add__``'s overloads, which no list subclass can meet.
+    def __iadd__(self, routes: Iterable[BaseRoute]) -> Self:  # type: ignore[override,misc]
         super().__iadd__(routes)
         return self._changed(self)
 
-    def __imul__(self, count: SupportsIndex) -> _RouteList:
+    def __imul__(self, count: SupportsIndex) -> Self:
         super().__imul__(count)
         return self._changed(self)
+
+
+#: A candidate route for one scope type, with itself again when its class is exactly
+#: :class:`Route` / :class:`WebSocketRoute` (whose ``matches`` and ``handle`` the router runs
+#: inline), else None (the router calls its ``matches``).
+_Entry = tuple[BaseRoute, Route | WebSocketRoute | None]
+
+_ROUTE_MATCHES = Route.matches
+_WEBSOCKET_ROUTE_MATCHES = WebSocketRoute.matches
+
+
+class _Candidates:
+    """The routes that may match a path, in declaration order: all of them (``routes``), and
+    per scope type (``http``, ``websocket``) without those that never match that type."""
+
+    __slots__ = ("http", "routes", "websocket")
+
+    def __init__(self, routes: tuple[BaseRoute, ...]) -> None:
+        self.routes = routes
+        self.http: tuple[_Entry, ...] = tuple(
+            (route, route if type(route) is Route else None)
+            for route in routes
+            if type(route).matches is not _WEBSOCKET_ROUTE_MATCHES
+        )
+        self.websocket: tuple[_Entry, ...] = tuple(
+            (route, route if type(route) is WebSocketRoute else None)
+            for route in routes
+            if type(route).matches is not _ROUTE_MATCHES
+        )
+
+
+_NO_CANDIDATES = _Candidates(())
 
 
 class _Node:
@@ -727,22 +778,26 @@ class _Node:
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.own: list[int] = []
-        self.candidates: tuple[BaseRoute, ...] = ()
+        self.candidates = _NO_CANDIDATES
 
 
-_INDEXABLE = {Route: Route.matches, WebSocketRoute: WebSocketRoute.matches, Mount: Mount.matches}
+_INDEXABLE = (
+    (Route, _ROUTE_MATCHES),
+    (WebSocketRoute, _WEBSOCKET_ROUTE_MATCHES),
+    (Mount, Mount.matches),
+)
 
 
 def _static_prefix(route: BaseRoute) -> list[str] | None:
     """The literal path segments every path this route matches starts with (None: unknown)."""
-    for cls, matches in _INDEXABLE.items():
+    if not isinstance(route, Route | WebSocketRoute | Mount):
+        return None
+    for cls, matches in _INDEXABLE:
         if isinstance(route, cls):
             if type(route).matches is not matches:
                 return None
             break
-    else:
-        return None
-    path: str = route.path  # type: ignore[attr-defined]
+    path = route.path
     if isinstance(route, Mount):
         # "/a/b" matches "/a/b/<anything>": every segment is complete; "" matches everything.
         segments = path.split("/")[1:] if path else []
@@ -769,7 +824,7 @@ class _Index:
     __slots__ = ("all", "depth", "exact", "first_http", "first_websocket", "root")
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
-        self.all = tuple(routes)
+        self.all = _Candidates(tuple(routes))
         self.root = _Node()
         self.depth = 0
         static_paths: list[str] = []
@@ -784,41 +839,32 @@ class _Index:
             node.own.append(position)
             if prefix:
                 self.depth = max(self.depth, len(prefix))
-                if not isinstance(route, Mount) and not getattr(route, "param_convertors", 1):
-                    static_paths.append(route.path)  # type: ignore[attr-defined]
+                if isinstance(route, Route | WebSocketRoute) and not route.param_convertors:
+                    static_paths.append(route.path)
         self._fill(self.root, [])
-        self.exact: dict[str, tuple[BaseRoute, ...]] = {
-            path: self._walk(path) for path in static_paths
-        }
+        self.exact: dict[str, _Candidates] = {path: self._walk(path) for path in static_paths}
         # Parameter-free path -> the first candidate an HTTP (or WebSocket) scope could match,
         # when that is a parameter-free Route (or WebSocketRoute), exact class, known to match
-        # the path: no regex to run for the commonest requests. Exact routes of the other kind
-        # never match the scope and are skipped.
-        self.first_http: dict[str, BaseRoute] = {}
-        self.first_websocket: dict[str, BaseRoute] = {}
+        # the path: no regex to run for the commonest requests.
+        self.first_http: dict[str, Route] = {}
+        self.first_websocket: dict[str, WebSocketRoute] = {}
         for path, found in self.exact.items():
-            for table, kind, other in (
-                (self.first_http, Route, WebSocketRoute),
-                (self.first_websocket, WebSocketRoute, Route),
-            ):
-                for route in found:
-                    if type(route) is other:
-                        continue
-                    if (
-                        type(route) is kind
-                        and not route.param_convertors
-                        and route.path_regex.match(path)
-                    ):
-                        table[path] = route
-                    break
+            if found.http:
+                first = found.http[0][1]
+                if type(first) is Route and _matches_plainly(first, path):
+                    self.first_http[path] = first
+            if found.websocket:
+                first = found.websocket[0][1]
+                if type(first) is WebSocketRoute and _matches_plainly(first, path):
+                    self.first_websocket[path] = first
 
     def _fill(self, node: _Node, inherited: list[int]) -> None:
         positions = sorted(inherited + node.own) if node.own else inherited
-        node.candidates = tuple(self.all[i] for i in positions)
+        node.candidates = _Candidates(tuple(self.all.routes[i] for i in positions))
         for child in node.children.values():
             self._fill(child, positions)
 
-    def _walk(self, route_path: str) -> tuple[BaseRoute, ...]:
+    def _walk(self, route_path: str) -> _Candidates:
         node = self.root
         if route_path.startswith("/"):
             segments = route_path.split("/", self.depth + 1)
@@ -831,7 +877,7 @@ class _Index:
                 node = child
         return node.candidates
 
-    def candidates(self, route_path: str) -> tuple[BaseRoute, ...]:
+    def candidates(self, route_path: str) -> _Candidates:
         """The routes that may match ``route_path``, in declaration order."""
         found = self.exact.get(route_path)
         if found is not None:
@@ -840,6 +886,11 @@ class _Index:
             # "$" in a route regex also matches before a final newline: try everything.
             return self.all
         return self._walk(route_path)
+
+
+def _matches_plainly(route: Route | WebSocketRoute, path: str) -> bool:
+    """Whether ``route`` (no parameters) matches ``path`` without anything else to check."""
+    return not route.param_convertors and route.path_regex.match(path) is not None
 
 
 # -- the router -------------------------------------------------------------------------------
@@ -884,7 +935,8 @@ def _lifespan_context(lifespan: Any) -> Lifespan[Any]:
                 yield state
 
         return lifted
-    return lifespan  # type: ignore[no-any-return]
+    factory: Lifespan[Any] = lifespan
+    return factory
 
 
 class Router:
@@ -918,9 +970,10 @@ class Router:
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
         self.middleware_stack: ASGIApp = _wrap_middleware(self.app, middleware, max_body_size)
-        # No router middleware: an enclosing layer may call ``_resolve`` itself (two frames
-        # fewer per request) instead of ``__call__``.
-        self._direct = middleware is None and max_body_size is None
+        # No router middleware, and the router's own dispatch: ``__call__`` (and the
+        # application's inlined default stack) call ``_resolve`` directly, without the
+        # ``middleware_stack`` -> ``app`` frames.
+        self._direct = middleware is None and max_body_size is None and type(self).app is Router.app
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -939,7 +992,7 @@ class Router:
         index = self._index
         if index is None:
             index = self._index = _Index(self._routes)
-        return index.candidates(route_path)
+        return index.candidates(route_path).routes
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The default ``default`` app: 404 (or an HTTPException inside an app), or a close."""
@@ -993,70 +1046,74 @@ class Router:
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch ``scope`` (the router's behaviour, below any router middleware)."""
-        if scope["type"] == "lifespan":
+        scope_type = scope["type"]
+        if scope_type == "lifespan":
             if "router" not in scope:
                 scope["router"] = self
             await self.lifespan(scope, receive, send)
             return
+        assert scope_type == "http" or scope_type == "websocket", f"unknown scope {scope_type!r}"
         await self._resolve(scope)(scope, receive, send)
 
     def _resolve(self, scope: Scope) -> ASGIApp:
         """The app that serves an HTTP or WebSocket ``scope``, with the scope updated for it.
 
         A plain function rather than a coroutine: the caller awaits the app it returns, so the
-        router adds no frame of its own to the request.
+        router adds no frame of its own to the request. The one route lookup: ``__call__``,
+        ``app`` and the application's inlined default stack all come here.
         """
-        scope_type = scope["type"]
-        assert scope_type == "http" or scope_type == "websocket"
-        if "router" not in scope:
-            scope["router"] = self
-        is_http = scope_type == "http"
-        route_path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
         index = self._index
         if index is None:
             index = self._index = _Index(self._routes)
-        route = (index.first_http if is_http else index.first_websocket).get(route_path)
-        if route is not None and (
-            not is_http or not route.methods or scope["method"] in route.methods  # type: ignore[attr-defined]
-        ):
-            # The path's first candidate matches it (known when the index was built).
+        route_path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        scope.setdefault("router", self)
+        # The commonest case first: a parameter-free path whose first candidate is known (since
+        # the index was built) to match it.
+        first: Route | WebSocketRoute | None
+        if scope["type"] == "http":
+            is_http = True
+            first = index.first_http.get(route_path)
+            if first is not None and first.methods and scope["method"] not in first.methods:
+                first = None
+        else:
+            is_http = False
+            first = index.first_websocket.get(route_path)
+        if first is not None:
             params = scope.get("path_params")
-            scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+            scope["endpoint"] = first.endpoint
             scope["path_params"] = dict(params) if params else {}
-            scope["route"] = route
-            return route.app  # type: ignore[attr-defined,no-any-return]
+            scope["route"] = first
+            return first.app
+        # Then the first full match among the path's candidates, else the first partial one
+        # (405), else a trailing-slash redirect, else ``default``.
+        found = index.candidates(route_path)
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
-        for route in index.candidates(route_path):
-            route_class = type(route)
-            if route_class is Route or route_class is WebSocketRoute:
+        for route, plain in found.http if is_http else found.websocket:
+            if plain is not None:
                 # Route.matches / WebSocketRoute.matches, inlined (the class is exact, so
                 # neither is overridden): no child scope built for a route that matches.
-                if is_http is not (route_class is Route):
-                    continue
-                match = route.path_regex.match(route_path)  # type: ignore[attr-defined]
+                match = plain.path_regex.match(route_path)
                 if match is None:
                     continue
-                convertors = route.param_convertors  # type: ignore[attr-defined]
+                convertors = plain.param_convertors
                 if convertors or scope.get("path_params"):
                     path_params = _path_params(scope, match, convertors)
                 else:
                     path_params = {}
-                if is_http:
-                    methods = route.methods  # type: ignore[attr-defined]
-                    if methods and scope["method"] not in methods:
-                        if partial is None:
-                            partial = route
-                            partial_scope = {
-                                "endpoint": route.endpoint,  # type: ignore[attr-defined]
-                                "path_params": path_params,
-                                "route": route,
-                            }
-                        continue
-                scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+                if type(plain) is Route and plain.methods and scope["method"] not in plain.methods:
+                    if partial is None:
+                        partial = plain
+                        partial_scope = {
+                            "endpoint": plain.endpoint,
+                            "path_params": path_params,
+                            "route": plain,
+                        }
+                    continue
+                scope["endpoint"] = plain.endpoint
                 scope["path_params"] = path_params
-                scope["route"] = route
-                return route.app  # type: ignore[attr-defined,no-any-return]
+                scope["route"] = plain
+                return plain.app
             match_kind, child_scope = route.matches(scope)
             if match_kind is _FULL:
                 scope.update(child_scope)
@@ -1083,6 +1140,11 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point (through the router's middleware, if any)."""
+        if self._direct:
+            scope_type = scope["type"]
+            if scope_type == "http" or scope_type == "websocket":
+                await self._resolve(scope)(scope, receive, send)
+                return
         await self.middleware_stack(scope, receive, send)
 
     def __eq__(self, other: object) -> bool:

@@ -15,6 +15,7 @@ Then serve ``SchemaGenerator({...}).OpenAPIResponse(request)`` from a route.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Sequence
@@ -24,10 +25,11 @@ from brillo.requests import Request
 from brillo.responses import Response
 from brillo.routing import BaseRoute, Host, Mount, Route
 
+yaml: Any
 try:
-    import yaml
+    yaml = importlib.import_module("yaml")
 except ImportError:  # pragma: no cover - exercised only without the extra
-    yaml = None  # type: ignore[assignment]
+    yaml = None
 
 __all__ = ["BaseSchemaGenerator", "EndpointInfo", "OpenAPIResponse", "SchemaGenerator"]
 

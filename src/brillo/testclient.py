@@ -149,7 +149,8 @@ def _asgi3(app: Any) -> ASGIApp:
         if hasattr(app, "__await__"):
             return cast(ASGIApp, app)
     elif is_async_callable(app):
-        return app  # type: ignore[no-any-return]
+        ready: ASGIApp = app
+        return ready
 
     async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
         instance = app(scope)
@@ -823,10 +824,12 @@ class _HTTPExchange:
         if debug is None or response is None:
             return
         response.extensions["http.response.debug"] = debug
+        # Starlette's names, set as plain attributes on the httpx response:
+        extra = vars(response)
         if "template" in debug:
-            response.template = debug["template"]  # type: ignore[attr-defined]
+            extra["template"] = debug["template"]
         if "context" in debug:
-            response.context = debug["context"]  # type: ignore[attr-defined]
+            extra["context"] = debug["context"]
 
 
 class _ResponseStream(httpx.SyncByteStream):

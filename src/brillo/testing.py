@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 from anyio import Event as AnyioEvent
 from anyio import fail_after
@@ -99,7 +99,7 @@ class _Notifier:
         if isinstance(native, asyncio.AbstractEventLoop):
             self._call = native.call_soon_threadsafe
         else:
-            self._call = native.run_sync_soon  # type: ignore[attr-defined]
+            self._call = cast(Any, native).run_sync_soon  # a trio token
 
     def fire(self, event: AnyioEvent) -> None:
         try:
@@ -378,7 +378,7 @@ class LiveServer(_Addresses):
                 await stopping.wait()
 
             await worker_serve(
-                wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+                wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),
                 config,
                 sockets=Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[]),
                 shutdown_trigger=shutdown_trigger,

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
-
-from brillo.types import ASGIApp
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ParamSpec, Protocol
 
 __all__ = ["Middleware"]
 
+P = ParamSpec("P")
 
-class _MiddlewareFactory(Protocol):
-    def __call__(self, app: ASGIApp, /, *args: Any, **kwargs: Any) -> ASGIApp: ...
+# The app a middleware factory is given, typed loosely on purpose: a middleware written against
+# another ASGI type vocabulary (asgiref's, Starlette's) still type-checks as a brillo one.
+_App = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class _MiddlewareFactory(Protocol[P]):
+    """What ``Middleware(cls, ...)`` needs of ``cls``: ``cls(app, *args, **kwargs)`` makes the
+    wrapped app. ``P`` captures the rest of its parameters, so a type checker checks the
+    arguments given to :class:`Middleware` (or ``add_middleware``) against them."""
+
+    def __call__(self, app: _App, /, *args: P.args, **kwargs: P.kwargs) -> _App: ...
 
 
 class Middleware:
     """A middleware class plus the arguments to build it with, around an app, later.
 
     ``Middleware(cls, *args, **kwargs)`` becomes ``cls(app, *args, **kwargs)`` when the
-    application builds its middleware stack. Iterating yields ``(cls, args, kwargs)``.
+    application builds its middleware stack; a type checker checks ``args`` and ``kwargs``
+    against ``cls``'s parameters after ``app``. Iterating yields ``(cls, args, kwargs)``.
     """
 
-    def __init__(self, cls: _MiddlewareFactory | type[Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, cls: _MiddlewareFactory[P], *args: P.args, **kwargs: P.kwargs) -> None:
         self.cls = cls
         self.args = args
         self.kwargs = kwargs

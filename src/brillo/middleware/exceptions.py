@@ -14,19 +14,10 @@ from brillo._exception_handler import (
 from brillo.exceptions import HTTPException, WebSocketException
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response
-from brillo.routing import Router
 from brillo.types import ASGIApp, Receive, Scope, Send
 from brillo.websockets import WebSocket
 
 __all__ = ["ExceptionMiddleware"]
-
-
-def _target(app: ASGIApp, scope: Scope) -> ASGIApp:
-    """What to call for ``scope``: a plain router's resolved route app (two frames fewer than
-    ``Router.__call__``), else ``app`` itself."""
-    if type(app) is Router and app._direct:
-        return app._resolve(scope)
-    return app
 
 
 class ExceptionMiddleware:
@@ -89,14 +80,17 @@ class ExceptionMiddleware:
             scope[HANDLERS_KEY] = self._tables
             sender = ResponseTracker.of(send)
             try:
-                await _target(app, scope)(scope, receive, sender)
+                await app(scope, receive, sender)
             except Exception as exc:
+                # This layer's handlers, even if an application mounted inside published its own.
+                scope[HANDLERS_KEY] = self._tables
                 await answer_http_error(exc, None, scope, receive, sender)
         elif scope_type == "websocket":
             scope[HANDLERS_KEY] = self._tables
             try:
-                await _target(app, scope)(scope, receive, send)
+                await app(scope, receive, send)
             except Exception as exc:
+                scope[HANDLERS_KEY] = self._tables
                 if not await websocket_error(exc, None, scope, receive, send):
                     raise
         else:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import binascii
 import json
 from base64 import b64decode, b64encode
-from collections.abc import ItemsView, Iterator, KeysView, ValuesView
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from brillo._middleware_asgi import add_vary, get_headers, mutable_headers
 from brillo.datastructures import Secret
 from brillo.requests import cookie_parser
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
 
 try:
     import itsdangerous
@@ -69,17 +72,17 @@ class Session(dict[str, Any]):
         self.accessed = True
         return super().__len__()
 
-    def keys(self) -> KeysView[str]:  # type: ignore[override]
+    def keys(self) -> dict_keys[str, Any]:
         """``dict.keys`` that marks the session accessed."""
         self.accessed = True
         return super().keys()
 
-    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+    def values(self) -> dict_values[str, Any]:
         """``dict.values`` that marks the session accessed."""
         self.accessed = True
         return super().values()
 
-    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]
+    def items(self) -> dict_items[str, Any]:
         """``dict.items`` that marks the session accessed."""
         self.accessed = True
         return super().items()
@@ -121,7 +124,7 @@ class Session(dict[str, Any]):
         self.mark_modified()
         super().update(*args, **kwargs)
 
-    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override,misc]
         self.mark_modified()
         super().update(other)
         return self
