@@ -118,9 +118,9 @@ def test_the_heartbeat_finds_a_stopped_client(
     running = serve(live_server, server, hub)
     url = running.ws_url
     elapsed = asyncio.run(scenario(url, url + "/member?user=stopped"))
-    # within the deadline (plus a check step and scheduling on a busy machine), and never
-    # before it could have expired
-    assert DEADLINE - 0.25 <= elapsed <= DEADLINE + 3.0, elapsed
+    # within the deadline (plus a check step and scheduling on a busy machine), and not long
+    # before it (the last pong may have come up to a ping interval before the stop)
+    assert DEADLINE / 2 <= elapsed <= DEADLINE + 3.0, elapsed
     assert hub.stats()["heartbeat"]["timeouts"] == 1
 
 
@@ -134,7 +134,7 @@ def test_an_idle_timeout_finds_a_stopped_client(
     url = running.ws_url
     before = protection_stats.idle_timeout
     elapsed = asyncio.run(scenario(url, url + "/idle?user=stopped"))
-    assert DEADLINE - 0.25 <= elapsed <= DEADLINE + 3.0, elapsed
+    assert DEADLINE / 2 <= elapsed <= DEADLINE + 3.0, elapsed
     assert protection_stats.idle_timeout == before + 1
     assert hub.stats()["heartbeat"]["timeouts"] == 0
 
@@ -149,5 +149,5 @@ def test_presence_goes_in_the_other_process_too(
     one = serve(live_server, "uvicorn", first)
     two = serve(live_server, "uvicorn", second)
     elapsed = asyncio.run(scenario(two.ws_url, one.ws_url + "/member?user=stopped"))
-    assert DEADLINE - 0.25 <= elapsed <= DEADLINE + 3.0, elapsed
+    assert DEADLINE / 2 <= elapsed <= DEADLINE + 3.0, elapsed
     assert first.stats()["heartbeat"]["timeouts"] == 1
