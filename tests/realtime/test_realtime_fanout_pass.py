@@ -120,3 +120,21 @@ async def test_a_server_send_that_fails_leaves_the_websocket_as_its_own_send_wou
         assert vanished.websocket.application_state is WebSocketState.DISCONNECTED
         assert alive.frames == ["x"]
         await hub.leave(alive.websocket, "room")
+
+
+async def test_the_writer_also_redoes_a_failed_server_send_through_the_websocket() -> None:
+    async with Hub("memory://") as hub:
+        (peer,) = await eager_peers(1)
+        await hub.enter(peer.websocket, "room")
+        peer.gate = anyio.Event()
+        for text in ("a", "b", "c"):
+            await hub.publish("room", text)  # "a" waits at the gate, "b" and "c" are queued
+        with anyio.fail_after(TIMEOUT):
+            await peer.blocked.wait()
+        peer.broken = True
+        peer.gate.set()
+        with anyio.fail_after(TIMEOUT):
+            while hub.connection(peer.websocket) is not None:
+                await anyio.sleep(0.01)
+        assert peer.frames == ["a"]
+        assert peer.websocket.application_state is WebSocketState.DISCONNECTED

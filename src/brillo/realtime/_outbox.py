@@ -294,6 +294,8 @@ class Outbox:
         """
         queue = self._queue
         send = self._send
+        # the server's own send under brillo's WebSocket (see _finish_inflight), else the socket's
+        direct = self._eager_send if self._raw and self._eager_send is not None else send
         monotonic = time.monotonic
         try:
             with anyio.CancelScope() as scope:
@@ -316,7 +318,12 @@ class Outbox:
                     counters = item.counters
                     counters.queued -= 1
                     self._busy_since = monotonic()
-                    await send(item.message)
+                    try:
+                        await direct(item.message)
+                    except Exception:
+                        if direct is send:
+                            raise
+                        await send(item.message)  # the socket's own error and state
                     self._busy_since = 0.0
                     counters.delivered += 1
             self._scope = None
