@@ -1084,13 +1084,8 @@ class Router:
             scope["path_params"] = dict(params) if params else {}
             scope["route"] = first
             return first.app
-        return self._search(scope, route_path, is_http, index)
-
-    def _search(self, scope: Scope, route_path: str, is_http: bool, index: _Index) -> ASGIApp:
-        """``_resolve`` past its first-route case: the first full match among the path's
-        candidates, else the first partial one (405), else a trailing-slash redirect, else
-        ``default``. (Its own function: ``_resolve``'s frame stays small for the commonest
-        requests.)"""
+        # Then the first full match among the path's candidates, else the first partial one
+        # (405), else a trailing-slash redirect, else ``default``.
         found = index.candidates(route_path)
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
