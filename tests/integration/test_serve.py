@@ -244,14 +244,14 @@ def test_fragmented_messages_arrive_whole(child: list[Child], ws: str) -> None:
 @pytest.mark.xdist_group("heavy")
 def test_one_byte_fragments_do_not_cost_tens_of_bytes_each(child: list[Child]) -> None:
     """uvicorn's websockets-sansio keeps ~60 bytes per one-byte fragment until the message ends
-    (60 MiB for a 1 MiB message); brillo's keeps them in one buffer: what remains is the
+    (24 MiB for 400 KB of payload); brillo's keeps them in one buffer: what remains is the
     parser's transient cost per chunk read, bounded whatever the message's length."""
     server = Child("benchmarks.exposure:app", "--ws", "websockets-sansio")
     child.append(server)
     process = psutil.Process(server.process.pid)
     from benchmarks.exposure import _open, frame
 
-    fragments = 1_000_000
+    fragments = 400_000
 
     async def scenario() -> int:
         reader, writer = await _open(server.port)
@@ -262,7 +262,8 @@ def test_one_byte_fragments_do_not_cost_tens_of_bytes_each(child: list[Child]) -
             writer.write(piece)
             await writer.drain()
         # measured while the message is still open, once the server has read everything
-        async with asyncio.timeout(TIMEOUT):
+        # (parsing takes a while on a busy machine)
+        async with asyncio.timeout(4 * TIMEOUT):
             cpu = sum(process.cpu_times()[:2])
             while True:
                 await asyncio.sleep(0.3)
@@ -280,4 +281,4 @@ def test_one_byte_fragments_do_not_cost_tens_of_bytes_each(child: list[Child]) -
         return grown
 
     grown = asyncio.run(scenario())
-    assert grown < 20 << 20, f"{grown / fragments:.0f} bytes per fragment"
+    assert grown < 16 << 20, f"{grown / fragments:.0f} bytes per fragment"
