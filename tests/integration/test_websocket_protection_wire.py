@@ -122,7 +122,10 @@ def test_message_size_and_rate(base: tuple[str, str]) -> None:
             await client.send("é" * 9)  # 9 characters, 18 bytes
             assert await closed_with(client) == (1009, "message too big (18 bytes, limit 16)")
         async with connect(ws_url + "/rate") as client:
-            for n in range(6):
+            # the fourth message is over the burst; nothing is sent after it, so the server never
+            # closes a socket with unread data (hypercorn then resets the connection, and a reset
+            # can discard echoes the client had not read yet)
+            for n in range(4):
                 await client.send(str(n))
             echoed = []
             try:
