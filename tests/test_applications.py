@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -23,11 +22,6 @@ from brillo.routing import Host, Mount, Route, Router, WebSocketRoute
 from brillo.testclient import TestClient, WebSocketDenialResponse
 from brillo.types import ASGIApp, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketDisconnect
-
-
-@pytest.fixture
-def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
-    return functools.partial(TestClient, backend=anyio_backend)
 
 
 async def homepage(request: Request) -> Response:

@@ -4,7 +4,6 @@ from typing import Any
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, http_scope, ws_scope
 from brillo.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -21,6 +20,7 @@ from brillo.requests import HTTPConnection, Request
 from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Route, Router, WebSocketRoute
 from brillo.websockets import WebSocket
+from tests.support.asgi import call_http, call_ws, http_scope, ws_scope
 
 
 class TokenBackend(AuthenticationBackend):

@@ -25,6 +25,7 @@ from brillo.requests import HTTPConnection
 from brillo.routing import WebSocketRoute
 from brillo.types import Message, Scope
 from brillo.websockets import UnsupportedDataError, WebSocket, WebSocketClose
+from tests.support.asgi import ws_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -84,19 +85,7 @@ class Peer:
     def __init__(self, *incoming: Message) -> None:
         self.incoming = [{"type": "websocket.connect"}, *incoming]
         self.sent: list[Message] = []
-        self.scope: Scope = {
-            "type": "websocket",
-            "path": "/ws",
-            "raw_path": b"/ws",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"testserver")],
-            "scheme": "ws",
-            "server": ("testserver", 80),
-            "client": ("127.0.0.1", 1234),
-            "subprotocols": [],
-            "extensions": {},
-        }
+        self.scope: Scope = ws_scope(client=("127.0.0.1", 1234))
 
     async def receive(self) -> Message:
         await anyio.lowlevel.checkpoint()

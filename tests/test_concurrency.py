@@ -47,7 +47,8 @@ async def test_iterate_in_threadpool_yields_every_item_then_stops() -> None:
 @pytest.mark.anyio
 async def test_iterate_in_threadpool_accepts_plain_iterables_and_empty() -> None:
     assert [x async for x in iterate_in_threadpool(["a", "b"])] == ["a", "b"]
-    assert [x async for x in iterate_in_threadpool([])] == []
+    empty: list[str] = []
+    assert [x async for x in iterate_in_threadpool(empty)] == []
 
 
 @pytest.mark.anyio

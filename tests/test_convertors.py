@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import uuid
@@ -26,11 +25,6 @@ from brillo.requests import Request
 from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Route, Router, compile_path
 from brillo.testclient import TestClient
-
-
-@pytest.fixture
-def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
-    return functools.partial(TestClient, backend=anyio_backend)
 
 
 def full(convertor: Convertor[Any], text: str) -> bool:

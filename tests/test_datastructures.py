@@ -897,7 +897,7 @@ class _ThreadRecordingSpool(SpooledTemporaryFile):  # type: ignore[type-arg]
 async def test_upload_file_write_that_rolls_over_runs_in_a_thread() -> None:
     loop_thread = threading.get_ident()
     with _ThreadRecordingSpool(max_size=8) as spooled:
-        upload = UploadFile(spooled, size=0)
+        upload = UploadFile(spooled, size=0)  # type: ignore[arg-type]
         await upload.write(b"1234")  # stays in memory: written on the event loop
         await upload.write(b"5678")  # exactly max_size: still in memory
         assert upload._in_memory

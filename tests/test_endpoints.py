@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,11 +16,6 @@ from brillo.routing import Route, Router, WebSocketRoute
 from brillo.testclient import TestClient
 from brillo.types import Message
 from brillo.websockets import UnsupportedDataError, WebSocket, WebSocketDisconnect
-
-
-@pytest.fixture
-def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
-    return functools.partial(TestClient, backend=anyio_backend)
 
 
 class Items(HTTPEndpoint):

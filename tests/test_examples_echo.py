@@ -19,13 +19,9 @@ from websockets.sync.client import connect
 from brillo.testclient import TestClient
 from brillo.testing import LiveServer
 from brillo.websockets import WebSocketDisconnect
+from examples.echo.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
-# The examples package lives at the repository root, which pytest does not put on sys.path.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.echo.app import app  # noqa: E402
 
 
 @pytest.fixture

@@ -7,18 +7,18 @@ from typing import Any
 import anyio
 import pytest
 
-from _mw_helpers import (
+from brillo.background import BackgroundTask
+from brillo.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from brillo.requests import ClientDisconnect, Request
+from brillo.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from brillo.types import Message
+from tests.support.asgi import (
     call_http,
     call_ws,
     hello_app,
     http_scope,
     ws_scope,
 )
-from brillo.background import BackgroundTask
-from brillo.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from brillo.requests import ClientDisconnect, Request
-from brillo.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
-from brillo.types import Message
 
 
 class AddHeader(BaseHTTPMiddleware):

@@ -4,13 +4,13 @@ from typing import Any
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.exceptions import HTTPException
 from brillo.middleware.body_limit import (
     MAX_BODY_SIZE_SCOPE_KEY,
     BodySizeLimitMiddleware,
     RequestBodyLimitMiddleware,
 )
+from tests.support.asgi import call_http, call_ws, hello_app, http_scope, ws_scope
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:

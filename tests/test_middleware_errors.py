@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 
@@ -13,13 +12,8 @@ from brillo.requests import Request
 from brillo.responses import JSONResponse, PlainTextResponse, Response
 from brillo.routing import Route, Router, WebSocketRoute
 from brillo.testclient import TestClient
-from brillo.types import Receive, Scope, Send
+from brillo.types import Message, Receive, Scope, Send
 from brillo.websockets import WebSocket
-
-
-@pytest.fixture
-def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
-    return functools.partial(TestClient, backend=anyio_backend)
 
 
 class SecretError(Exception):
@@ -108,7 +102,7 @@ def test_response_already_started(client_factory: Callable[..., TestClient]) -> 
             await Router()(scope, receive, send)
             return
 
-        async def spy(message: dict) -> None:  # type: ignore[type-arg]
+        async def spy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent_statuses.append(message["status"])
             await send(message)
@@ -138,7 +132,7 @@ def test_handler_runs_after_response_started(
     handler = async_record if is_async else record
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        async def spy(message: dict) -> None:  # type: ignore[type-arg]
+        async def spy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent_statuses.append(message["status"])
             await send(message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -22,11 +21,7 @@ from brillo.routing import Route, Router, WebSocketRoute
 from brillo.testclient import TestClient, WebSocketDenialResponse
 from brillo.types import Message, Receive, Scope, Send
 from brillo.websockets import WebSocket, WebSocketDisconnect
-
-
-@pytest.fixture
-def client_factory(anyio_backend: str) -> Callable[..., TestClient]:
-    return functools.partial(TestClient, backend=anyio_backend)
+from tests.support.asgi import ws_scope
 
 
 class Peer:
@@ -35,19 +30,7 @@ class Peer:
     def __init__(self, *incoming: Message, extensions: dict[str, Any] | None = None) -> None:
         self.incoming: deque[Message] = deque([{"type": "websocket.connect"}, *incoming])
         self.sent: list[Message] = []
-        self.scope: Scope = {
-            "type": "websocket",
-            "path": "/ws",
-            "raw_path": b"/ws",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"testserver")],
-            "scheme": "ws",
-            "server": ("testserver", 80),
-            "client": ("127.0.0.1", 1234),
-            "subprotocols": [],
-            "extensions": extensions or {},
-        }
+        self.scope: Scope = ws_scope(client=("127.0.0.1", 1234), extensions=extensions or {})
 
     async def receive(self) -> Message:
         await anyio.lowlevel.checkpoint()
@@ -370,7 +353,7 @@ async def test_sync_websocket_handler_runs_in_thread() -> None:
     def handler(websocket: WebSocket, exc: Exception) -> None:
         seen.append(type(exc))
 
-    app = Brillo(routes=[WebSocketRoute("/ws", endpoint)], exception_handlers={Custom: handler})
+    app = Brillo(routes=[WebSocketRoute("/ws", endpoint)], exception_handlers={Custom: handler})  # type: ignore[dict-item]
     peer = Peer()
     await peer.run(app)
     assert seen == [Custom]
@@ -410,7 +393,7 @@ async def test_status_handler_applies_to_websocket_http_exception() -> None:
     async def unauthorized(websocket: WebSocket, exc: Exception) -> Response:
         return PlainTextResponse("token please", status_code=401)
 
-    app = Brillo(routes=[WebSocketRoute("/ws", endpoint)], exception_handlers={401: unauthorized})
+    app = Brillo(routes=[WebSocketRoute("/ws", endpoint)], exception_handlers={401: unauthorized})  # type: ignore[dict-item]
     peer = Peer(extensions={"websocket.http.response": {}})
     await peer.run(app)
     assert peer.types == ["websocket.http.response.start", "websocket.http.response.body"]

@@ -7,7 +7,6 @@ from typing import Any
 import anyio
 import pytest
 
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.gzip import (
     DEFAULT_EXCLUDED_CONTENT_TYPES,
     GZipMiddleware,
@@ -15,6 +14,7 @@ from brillo.middleware.gzip import (
     IdentityResponder,
 )
 from brillo.types import Message, Receive, Scope, Send
+from tests.support.asgi import call_http, call_ws, hello_app, http_scope, ws_scope
 
 BIG = b"x" * 1000 + b"hello world " * 100
 
@@ -133,7 +133,7 @@ async def test_grpc_not_compressed_by_default() -> None:
 
 def test_exclude_content_types_is_keyword_only() -> None:
     with pytest.raises(TypeError):
-        GZipMiddleware(body_app(BIG), 500, 9, 1024, ["text/*"])  # type: ignore[misc]
+        GZipMiddleware(body_app(BIG), 500, 9, 1024, ["text/*"])  # type: ignore[call-arg]
 
 
 @pytest.mark.anyio
@@ -406,9 +406,9 @@ async def test_identity_responder_leaves_the_body_alone() -> None:
 
 def test_responder_signatures_and_level_check() -> None:
     with pytest.raises(TypeError):
-        GZipResponder(hello_app, 500, 9, 1024)  # type: ignore[misc]
+        GZipResponder(hello_app, 500, 9, 1024)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        IdentityResponder(hello_app, 500, ())  # type: ignore[misc]
+        IdentityResponder(hello_app, 500, ())  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="compresslevel"):
         GZipResponder(hello_app, 500, compresslevel=-1)
 

@@ -8,12 +8,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from _mw_helpers import call_http, call_ws, http_scope, ws_scope
 from brillo.middleware.opentelemetry import OpenTelemetryMiddleware
 from brillo.requests import Request
 from brillo.responses import PlainTextResponse, Response
 from brillo.routing import Mount, Route, Router, WebSocketRoute
 from brillo.websockets import WebSocket
+from tests.support.asgi import call_http, call_ws, http_scope, ws_scope
 
 
 async def item(request: Request) -> Response:

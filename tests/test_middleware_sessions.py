@@ -9,8 +9,8 @@ from typing import Any
 import itsdangerous
 import pytest
 
-from _mw_helpers import HTTPResult, call_http, call_ws, http_scope, ws_scope
 from brillo.middleware.sessions import Session, SessionMiddleware
+from tests.support.asgi import HTTPResult, call_http, call_ws, http_scope, ws_scope
 
 SECRET = "s3cret"
 

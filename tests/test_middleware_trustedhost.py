@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, hello_app, http_scope, ws_scope
 from brillo.middleware.trustedhost import InvalidHostPatternError, TrustedHostMiddleware
+from tests.support.asgi import call_http, call_ws, hello_app, http_scope, ws_scope
 
 
 @pytest.mark.anyio

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from _mw_helpers import call_http, call_ws, http_scope, ws_scope
 from brillo.middleware.wsgi import WSGIMiddleware, build_environ
+from tests.support.asgi import call_http, call_ws, http_scope, ws_scope
 
 
 def hello_world(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

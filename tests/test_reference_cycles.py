@@ -21,6 +21,7 @@ from brillo.responses import JSONResponse, PlainTextResponse
 from brillo.routing import Route, WebSocketRoute
 from brillo.types import ASGIApp, Message
 from brillo.websockets import WebSocket
+from tests.support.asgi import http_scope, ws_scope
 
 
 class Cycle:
@@ -42,21 +43,17 @@ class Cycle:
 
 
 def http(path: str) -> Cycle:
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-             "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-             "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80), "state": {}}  # fmt: skip
+    scope = http_scope(
+        path, server=("127.0.0.1", 80), client=("127.0.0.1", 1), spec_version="2.4", state={}
+    )
     return Cycle(scope, [{"type": "http.request", "body": b"", "more_body": False}])
 
 
 def websocket(path: str) -> Cycle:
-    scope = {"type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
-             "http_version": "1.1", "scheme": "ws", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "headers": [(b"host", b"testserver")],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "subprotocols": [],
-             "state": {}}  # fmt: skip
-    incoming = [
+    scope = ws_scope(
+        path, server=("127.0.0.1", 80), client=("127.0.0.1", 1), spec_version="2.4", state={}
+    )
+    incoming: list[Message] = [
         {"type": "websocket.connect"},
         {"type": "websocket.receive", "text": "hi"},
         {"type": "websocket.disconnect", "code": 1000},

@@ -15,23 +15,18 @@ from brillo.exceptions import HTTPException
 from brillo.requests import ClientDisconnect, HTTPConnection, Request, cookie_parser
 from brillo.types import Message, Scope
 from brillo.websockets import WebSocket
+from tests.support import asgi
 
 
 def http_scope(**extra: Any) -> Scope:
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "server": ("example.org", 8000),
-        "client": ("10.0.0.1", 4321),
-        "root_path": "",
-        "path": "/items/1",
-        "raw_path": b"/items/1",
-        "query_string": b"a=1&a=2&b=x%20y",
-        "headers": [(b"host", b"example.org:8000"), (b"user-agent", b"tests")],
-    }
+    scope = asgi.http_scope(
+        "/items/1",
+        headers=[("user-agent", "tests")],
+        query=b"a=1&a=2&b=x%20y",
+        host="example.org:8000",
+        server=("example.org", 8000),
+        client=("10.0.0.1", 4321),
+    )
     scope.update(extra)
     return scope
 

@@ -5,12 +5,12 @@ from typing import Any
 import pytest
 import yaml
 
-from _mw_helpers import call_http, http_scope
 from brillo.requests import Request
 from brillo.responses import Response
 from brillo.routing import Host, Mount, Route, Router, WebSocketRoute
 from brillo.schemas import EndpointInfo, OpenAPIResponse, SchemaGenerator
 from brillo.websockets import WebSocket
+from tests.support.asgi import call_http, http_scope
 
 schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "Example API", "version": "1.0"}})
 
@@ -109,7 +109,7 @@ router = Router(
         Route("/users/{id:int}", endpoint=list_users, methods=["GET", "HEAD"]),
         Route("/users", endpoint=list_users, methods=["GET", "HEAD"]),
         Route("/users", endpoint=create_user, methods=["POST"]),
-        Route("/orgs", endpoint=OrganisationsEndpoint),  # type: ignore[arg-type]
+        Route("/orgs", endpoint=OrganisationsEndpoint),
         Route("/regular-docstring-and-schema", endpoint=regular_docstring_and_schema),
         Route("/regular-docstring", endpoint=regular_docstring),
         Route("/no-docstring", endpoint=no_docstring),

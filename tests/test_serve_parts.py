@@ -12,7 +12,7 @@ import pytest
 
 from brillo.realtime import Hub
 from brillo.serve import Drain, _current, _DrainGate, main, on_drain
-from brillo.types import Message
+from brillo.types import Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ async def test_a_running_hub_registers_its_drain() -> None:
 async def test_the_gate_refuses_new_handshakes_once_draining() -> None:
     seen: list[str] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(scope["type"])
 
     drain = Drain()
@@ -112,4 +112,3 @@ def test_the_command_needs_an_app(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main([])
     assert "the following arguments are required: app" in capsys.readouterr().err
-

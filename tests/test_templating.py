@@ -61,7 +61,7 @@ def test_renders_with_request_and_context(template_dir: Path) -> None:
     context = {"greeting": "hi", "unsafe": "<script>"}
     app = app_for(templates, "index.html", context=context)
     with TestClient(app) as client:
-        response = client.get("/page")
+        response: Any = client.get("/page")  # with TestClient's .template and .context
     assert response.status_code == 200
     assert response.text == "<p>hi at /page</p><i>&lt;script&gt;</i>"
     assert response.headers["content-type"] == "text/html; charset=utf-8"
@@ -86,7 +86,7 @@ def test_context_processors(template_dir: Path) -> None:
 
     templates = Jinja2Templates(directory=template_dir, context_processors=[who, method])
     with TestClient(app_for(templates, "proc.html")) as client:
-        response = client.get("/")
+        response: Any = client.get("/")
     assert response.text == "processor/GET"
     assert response.context["who"] == "processor"
 
@@ -155,7 +155,8 @@ def test_old_argument_order_is_a_clear_error(template_dir: Path) -> None:
 @pytest.mark.anyio
 async def test_debug_message_only_when_the_server_supports_it(template_dir: Path) -> None:
     templates = Jinja2Templates(directory=template_dir)
-    for extensions, expect_debug in (({}, False), ({"http.response.debug": {}}, True)):
+    cases: list[tuple[dict[str, Any], bool]] = [({}, False), ({"http.response.debug": {}}, True)]
+    for extensions, expect_debug in cases:
         scope: dict[str, Any] = {
             "type": "http",
             "method": "GET",

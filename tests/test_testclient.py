@@ -214,7 +214,7 @@ def test_asgi2_app(make_client: ClientFactory) -> None:
         async def __call__(self, receive: Receive, send: Send) -> None:
             await send_response(send, 200, b"asgi2")
 
-    assert make_client(App).get("/").text == "asgi2"  # type: ignore[arg-type]
+    assert make_client(App).get("/").text == "asgi2"
 
 
 # -- lifespan --------------------------------------------------------------------------------

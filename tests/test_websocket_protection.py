@@ -34,6 +34,7 @@ from brillo.routing import Route, WebSocketRoute, websocket_session
 from brillo.testclient import TestClient, WebSocketDenialResponse
 from brillo.types import ASGIApp, Message
 from brillo.websockets import WebSocket, WebSocketDisconnect
+from tests.support.asgi import ws_scope
 
 TIMEOUT = 5.0
 
@@ -45,25 +46,17 @@ def scope(
     client: tuple[str, int] = ("10.0.0.1", 5000),
     **extra: Any,
 ) -> dict[str, Any]:
-    headers = [(b"host", host.encode())]
-    if origin is not None:
-        headers.append((b"origin", origin.encode()))
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "scheme": "ws",
-        "path": "/ws",
-        "raw_path": b"/ws",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": client,
-        "server": ("127.0.0.1", 8000),
-        "subprotocols": [],
-        "extensions": {"websocket.http.response": {}} if denial else {},
-        "state": {},
+    headers = [("origin", origin)] if origin is not None else []
+    return ws_scope(
+        headers=headers,
+        host=host,
+        server=("127.0.0.1", 8000),
+        client=client,
+        denial=denial,
+        spec_version="2.4",
+        state={},
         **extra,
-    }
+    )
 
 
 class Wire:
@@ -566,7 +559,7 @@ async def test_an_idle_client_is_closed(code: int) -> None:
         n = 0
         while anyio.current_time() - started < 1.5:
             wire.text(str(n))
-            await wire.wait(lambda w, n=n: str(n) in w.texts)
+            await wire.wait(functools.partial(lambda text, w: text in w.texts, str(n)))
             await anyio.sleep(0.1)
             n += 1
         assert wire.closed is None
@@ -608,7 +601,7 @@ async def test_idle_timeout_leaves_other_cancellations_alone() -> None:
     app = websocket_session(endpoint, limits=WebSocketLimits(idle_timeout=0.05))
     with anyio.move_on_after(0.3) as outer:
         async with anyio.create_task_group() as group:
-            group.start_soon(app, scope(), wire.receive, wire.send)
+            group.start_soon(run, app, wire)
             await entered.wait()
             group.cancel_scope.cancel()
     assert not outer.cancelled_caught

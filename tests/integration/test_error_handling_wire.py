@@ -18,6 +18,7 @@ import httpx2 as httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response as WSResponse
 
 from brillo.applications import Brillo
 from brillo.endpoints import WebSocketEndpoint
@@ -124,7 +125,7 @@ async def closed_with(url: str, *messages: str | bytes) -> tuple[int, str]:
     return info.value.rcvd.code, info.value.rcvd.reason
 
 
-async def handshake_status(url: str) -> httpx.Response | Any:
+async def handshake_status(url: str) -> WSResponse:
     async with asyncio.timeout(TIMEOUT):
         with pytest.raises(InvalidStatus) as info:
             async with connect(url):

@@ -76,7 +76,7 @@ class _CountingFile(io.FileIO):
 
     bytes_read = 0
 
-    def read(self, size: int = -1, /) -> bytes:
+    def read(self, size: int | None = -1, /) -> bytes:
         data = super().read(size)
         self.bytes_read += len(data) if data else 0
         return data or b""

@@ -117,7 +117,10 @@ def ws(server: tuple[LiveServer, Recorder]) -> Connect:
     live, _ = server
 
     def open_ws(path: str, **kwargs: Any) -> ClientConnection:
-        return connect(live.ws_url + path, open_timeout=TIMEOUT, close_timeout=TIMEOUT, **kwargs)
+        connection: ClientConnection = connect(
+            live.ws_url + path, open_timeout=TIMEOUT, close_timeout=TIMEOUT, **kwargs
+        )
+        return connection
 
     return open_ws
 

@@ -84,8 +84,8 @@ def make_app(observed: Observed) -> Callable[[Scope, Receive, Send], Any]:
                 observed.report("disconnect", (exc.code, exc.reason))
         elif path in ("/send-after-client-close", "/send-after-server-close"):
             await ws.accept()
-            message = await ws.receive()  # the disconnect, as a message (no exception)
-            observed.report("disconnect_message", message["code"])
+            received = await ws.receive()  # the disconnect, as a message (no exception)
+            observed.report("disconnect_message", received["code"])
             try:
                 await ws.send_text("anyone there?")
             except WebSocketDisconnect as exc:

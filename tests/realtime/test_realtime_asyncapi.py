@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from _channels_app import build
 
 from brillo.realtime import Hub
 from brillo.realtime.asyncapi import document
 from brillo.realtime.channels import Channel, Channels
 from brillo.testclient import TestClient
 from examples.realtime.channels_chat import create_app
+from tests.realtime._channels_app import build
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "asyncapi-3.0.0.schema.json").read_text("utf-8")
@@ -91,11 +92,12 @@ def test_operations_messages_and_schemas_come_from_the_declarations(doc: dict[st
 
 def test_the_validator_rejects_broken_documents(doc: dict[str, Any]) -> None:
     # The check has teeth: the same document, broken in three ways, fails it.
-    for breaking in (
+    breakers: list[Callable[[dict[str, Any]], None]] = [
         lambda d: d.__setitem__("asyncapi", "2.6.0"),
         lambda d: d["operations"]["room.say"].__setitem__("action", "publish"),
         lambda d: d["channels"]["room"].__setitem__("messages", ["not", "a", "map"]),
-    ):
+    ]
+    for breaking in breakers:
         broken = copy.deepcopy(doc)
         breaking(broken)
         assert errors(broken)

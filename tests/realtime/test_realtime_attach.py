@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub
+from tests.support.realtime import Peer
 
 pytestmark = pytest.mark.anyio
 

@@ -9,13 +9,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from _channels_app import build
 
 from brillo.realtime import Hub
 from brillo.realtime.channels import Channel, Channels
 from brillo.realtime.testing import ANY, ChannelTestSession, ReplyError, connect_channels
 from brillo.testclient import TestClient
 from brillo.websockets import WebSocketDisconnect
+from tests.realtime._channels_app import build
 
 Connect = Callable[..., AbstractContextManager[ChannelTestSession]]
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_realtime_asyncapi import errors
+from tests.realtime.test_realtime_asyncapi import errors
 
 HERE = Path(__file__).parent
 

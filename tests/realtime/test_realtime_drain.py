@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub
+from tests.support.realtime import Peer
 
 pytestmark = pytest.mark.anyio
 

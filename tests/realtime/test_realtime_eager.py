@@ -15,10 +15,10 @@ from typing import Any
 
 import anyio
 import pytest
-from _rt_helpers import TIMEOUT, Peer
 
 from brillo.realtime import Hub
 from brillo.types import Message, Send
+from tests.support.realtime import TIMEOUT, Peer
 
 pytestmark = pytest.mark.anyio
 

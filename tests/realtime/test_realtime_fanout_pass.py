@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from _rt_helpers import TIMEOUT, Peer
 
 from brillo.realtime import Hub
 from brillo.websockets import WebSocketState
+from tests.support.realtime import TIMEOUT, Peer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

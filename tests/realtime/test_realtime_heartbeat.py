@@ -10,11 +10,11 @@ import logging
 
 import anyio
 import pytest
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub
 from brillo.realtime._heartbeat import Heartbeat
 from brillo.realtime.prometheus import render
+from tests.support.realtime import Peer
 
 pytestmark = pytest.mark.anyio
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import anyio
 import pytest
-from _rt_helpers import TIMEOUT, Peer
 
 from brillo.realtime import Hub, Position
 from brillo.realtime.backends.base import HistoryResult
 from brillo.realtime.backends.memory import MemoryBackend
+from tests.support.realtime import TIMEOUT, Peer
 
 pytestmark = pytest.mark.anyio
 

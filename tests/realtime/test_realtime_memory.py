@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _rt_contract import BackendContract, connected
 
 from brillo.realtime.backends import create_backend, register_backend
 from brillo.realtime.backends.base import Envelope, Position
 from brillo.realtime.backends.memory import MemoryBackend
+from tests.support.backend_contract import BackendContract, connected
 
 
 class TestMemoryContract(BackendContract):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub
 from brillo.realtime.prometheus import CONTENT_TYPE, PrometheusEndpoint, render
+from tests.support.realtime import Peer
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _rt_helpers import ws_scope
 
 from brillo.realtime._messages import Encoder
 from brillo.realtime._outbox import Item, Outbox, Outboxes
@@ -17,6 +16,7 @@ from brillo.realtime._sockets import client_gone, eager_send_safe
 from brillo.realtime._stats import Counters
 from brillo.realtime.backends.base import Position, PresenceEntry, PresenceEvent
 from brillo.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from tests.support.realtime import ws_scope
 
 
 class Socket:

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _redis_server import RedisServer
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from brillo.testing import LiveProcess
+from tests.support.redis_server import RedisServer
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

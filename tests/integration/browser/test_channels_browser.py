@@ -66,7 +66,7 @@ class Producer:
         ref = str(self.ref)
         self.ws.send(json.dumps({**frame, "ref": ref}))
         while True:
-            reply = json.loads(self.ws.recv(timeout=10))
+            reply: dict[str, Any] = json.loads(self.ws.recv(timeout=10))
             if reply.get("type") == "ping":
                 self.ws.send('{"type":"pong"}')
             if reply.get("type") == "reply" and reply["ref"] == ref:

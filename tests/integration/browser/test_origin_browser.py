@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from test_demo_browser import TIMEOUT, sign_in
 
 from brillo.applications import Brillo
 from brillo.requests import Request
 from brillo.responses import HTMLResponse
 from brillo.routing import Route
 from brillo.testing import LiveProcess, LiveServer
-from conftest import SECRET
+from tests.integration.browser.conftest import SECRET
+from tests.integration.browser.test_demo_browser import TIMEOUT, sign_in
 
 pytestmark = pytest.mark.allow_threads("asyncio_")
 

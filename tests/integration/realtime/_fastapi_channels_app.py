@@ -1,9 +1,9 @@
 """A real FastAPI app (real Starlette underneath) that uses brillo.realtime channels.
 
 Run by tests/integration/realtime/test_channels_fastapi.py as
-``python -m uvicorn _fastapi_channels_app:app`` in a child process, so this pytest process
-never imports starlette. brillo itself does not import it either: ``GET /modules`` lists the
-brillo modules loaded and which starlette is in use.
+``python -m uvicorn tests.integration.realtime._fastapi_channels_app:app`` in a child process,
+so this pytest process never imports starlette. brillo itself does not import it either:
+``GET /modules`` lists the brillo modules loaded and which starlette is in use.
 """
 
 from __future__ import annotations
@@ -87,5 +87,6 @@ async def heartbeat() -> dict[str, int]:
 
 
 # Both are plain ASGI apps: Starlette routes to them as they are.
-app.add_route("/brillo-channels.js", ClientScript())
-app.add_route("/asyncapi.json", AsyncAPIEndpoint(channels, ws_path="/ws"))
+# (Starlette's add_route is typed for request handlers only; it mounts ASGI apps as well.)
+app.add_route("/brillo-channels.js", ClientScript())  # type: ignore[arg-type]
+app.add_route("/asyncapi.json", AsyncAPIEndpoint(channels, ws_path="/ws"))  # type: ignore[arg-type]

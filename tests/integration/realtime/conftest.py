@@ -8,19 +8,14 @@ at the end; every test gets a flushed Redis database, or a fresh PostgreSQL data
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# the shared contract suite and helpers live beside the unit tests
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "realtime"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _pg_server import PostgresServer, running_cluster
-from _redis_server import RedisServer
+from tests.support.pg_server import PostgresServer, running_cluster
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,7 @@ import pytest
 from brillo.realtime.client import ChannelClient
 from brillo.testing import LiveProcess
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +33,9 @@ def server(request: pytest.FixtureRequest, live_process: Callable[..., LiveProce
     url = request.param
     if url == "redis":
         url = request.getfixturevalue("redis_url")
-    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}", BRILLO_REALTIME_URL=url)
-    return live_process("_fastapi_channels_app:app", cwd=ROOT, env=env, lifespan="on")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BRILLO_REALTIME_URL=url)
+    target = "tests.integration.realtime._fastapi_channels_app:app"
+    return live_process(target, cwd=ROOT, env=env, lifespan="on")
 
 
 async def test_channels_presence_and_history_in_a_fastapi_app(server: LiveProcess) -> None:

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _redis_server import RedisServer
-from _rt_wire import http_get_json, http_get_text, recv_json, recv_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from brillo.testing import LiveProcess, LiveServer
 from examples.realtime import chat
+from tests.support.redis_server import RedisServer
+from tests.support.wire import http_get_json, http_get_text, recv_json, recv_until
 
 ROOT = Path(__file__).resolve().parents[3]
 

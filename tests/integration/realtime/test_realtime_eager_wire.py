@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from _rt_wire import recv_json
 from websockets.asyncio.client import connect
 
 from brillo.applications import Brillo
@@ -19,6 +18,7 @@ from brillo.routing import WebSocketRoute
 from brillo.testing import LiveServer
 from brillo.types import ASGIApp, Message, Receive, Scope, Send
 from brillo.websockets import WebSocket
+from tests.support.wire import recv_json
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 
@@ -70,7 +70,7 @@ async def _exchange(url: str) -> tuple[list[Any], list[Any]]:
         flags = [await recv_json(publisher), await recv_json(member)]
         await publisher.send("hello")
         seen_by_member = await member.recv()
-        acks = []
+        acks: list[str | bytes] = []
         while len(acks) < 2:  # its own copy of the message, and the handler's answer
             acks.append(await publisher.recv())
     return flags, [seen_by_member, *sorted(acks)]

@@ -96,7 +96,7 @@ async def scenario(watch_url: str, member_url: str) -> float:
             async with asyncio.timeout(TIMEOUT):
                 while not any(e[1:] == ("leave", "stopped") for e in events):
                     await asyncio.sleep(0.01)
-            left = next(e[0] for e in events if e[1:] == ("leave", "stopped"))
+            left: float = next(e[0] for e in events if e[1:] == ("leave", "stopped"))
             return left - stopped
         finally:
             process.send_signal(signal.SIGCONT)
@@ -143,7 +143,11 @@ def test_presence_goes_in_the_other_process_too(
     live_server: Callable[..., LiveServer], redis_url: str
 ) -> None:
     """Two processes share Redis: the client stops on one, the watcher is on the other."""
-    options = {"heartbeat_interval": 0.25, "heartbeat_timeout": DEADLINE, "presence_events": True}
+    options: dict[str, Any] = {
+        "heartbeat_interval": 0.25,
+        "heartbeat_timeout": DEADLINE,
+        "presence_events": True,
+    }
     first = Hub(redis_url, **options)
     second = Hub(redis_url, **options)
     one = serve(live_server, "uvicorn", first)

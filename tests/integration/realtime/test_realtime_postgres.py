@@ -13,13 +13,13 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
-from _rt_contract import BackendContract, connected
-from _rt_helpers import Collector, Peer
 
 from brillo.realtime import Hub
 from brillo.realtime.backends import create_backend
 from brillo.realtime.backends.base import BackendError, Delivery, Envelope, PresenceEntry
 from brillo.realtime.backends.postgres import PostgresBackend
+from tests.support.backend_contract import BackendContract, connected
+from tests.support.realtime import Collector, Peer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

@@ -19,13 +19,13 @@ from collections.abc import Callable
 import anyio
 import asyncpg
 import pytest
-from _pg_server import PostgresServer
-from _rt_contract import connected
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub, Position
 from brillo.realtime.backends.base import BackendError, Envelope, PresenceEntry
 from brillo.realtime.backends.postgres import PostgresBackend
+from tests.support.backend_contract import connected
+from tests.support.pg_server import PostgresServer
+from tests.support.realtime import Peer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

@@ -9,7 +9,6 @@ import threading
 
 import anyio
 import pytest
-from _rt_wire import recv_json
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -18,6 +17,7 @@ from brillo.realtime import Hub
 from brillo.routing import WebSocketRoute
 from brillo.testing import LiveServer
 from brillo.websockets import WebSocket, WebSocketState
+from tests.support.wire import recv_json
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import pytest
 import redis
-from _redis_server import RedisServer
-from _rt_contract import BackendContract, connected
-from _rt_helpers import Peer
 
 from brillo.realtime import Hub
 from brillo.realtime.backends.base import BackendError, Envelope, PresenceEntry
 from brillo.realtime.backends.redis import RedisBackend
+from tests.support.backend_contract import BackendContract, connected
+from tests.support.realtime import Peer
+from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

@@ -13,11 +13,11 @@ from typing import Any
 import anyio
 import pytest
 import redis
-from _rt_contract import connected
-from _rt_helpers import Collector
 
 from brillo.realtime.backends.base import Delivery, Envelope, PresenceEntry
 from brillo.realtime.backends.redis import RedisBackend
+from tests.support.backend_contract import connected
+from tests.support.realtime import Collector
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 

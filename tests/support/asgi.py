@@ -1,4 +1,4 @@
-"""Drive ASGI apps directly with hand-written receive/send (helpers for the middleware tests)."""
+"""Build ASGI scopes, and drive ASGI apps directly with hand-written receive/send."""
 
 from __future__ import annotations
 
@@ -8,29 +8,43 @@ from typing import Any
 
 import anyio
 
-from brillo.types import ASGIApp, Message
+from brillo.types import ASGIApp, Message, Receive, Scope, Send
 
 TIMEOUT = 5.0
+
+
+Headers = Iterable[tuple[str | bytes, str | bytes]]
+
+
+def _raw(value: str | bytes) -> bytes:
+    return value.encode("latin-1") if isinstance(value, str) else value
 
 
 def http_scope(
     path: str = "/",
     method: str = "GET",
-    headers: Iterable[tuple[str, str]] = (),
+    headers: Headers = (),
     *,
     scheme: str = "http",
     query: bytes = b"",
     host: str | None = "testserver",
     server: tuple[str, int] | None = ("testserver", 80),
+    client: tuple[str, int] | None = ("127.0.0.1", 12345),
     root_path: str = "",
+    spec_version: str = "2.3",
+    **extra: Any,
 ) -> dict[str, Any]:
-    """A minimal, spec-shaped HTTP scope."""
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    """A spec-shaped HTTP scope; ``extra`` adds or replaces keys (``state={}``, ...).
+
+    Header names are lower-cased; a ``host`` header comes first unless ``host`` is None or
+    ``headers`` has one.
+    """
+    raw = [(_raw(k).lower(), _raw(v)) for k, v in headers]
     if host is not None and not any(k == b"host" for k, _ in raw):
         raw.insert(0, (b"host", host.encode("latin-1")))
-    return {
+    scope: dict[str, Any] = {
         "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "asgi": {"version": "3.0", "spec_version": spec_version},
         "http_version": "1.1",
         "method": method,
         "scheme": scheme,
@@ -39,26 +53,42 @@ def http_scope(
         "root_path": root_path,
         "query_string": query,
         "headers": raw,
-        "client": ("127.0.0.1", 12345),
+        "client": client,
         "server": server,
         "extensions": {},
     }
+    scope.update(extra)
+    return scope
 
 
 def ws_scope(
     path: str = "/ws",
-    headers: Iterable[tuple[str, str]] = (),
+    headers: Headers = (),
     *,
     scheme: str = "ws",
     host: str | None = "testserver",
+    server: tuple[str, int] | None = ("testserver", 80),
+    client: tuple[str, int] | None = ("127.0.0.1", 12345),
+    subprotocols: Sequence[str] = (),
     denial: bool = False,
+    spec_version: str = "2.3",
+    **extra: Any,
 ) -> dict[str, Any]:
-    """A minimal WebSocket scope; ``denial`` advertises the denial-response extension."""
-    scope = http_scope(path, headers=headers, scheme=scheme, host=host)
+    """A spec-shaped WebSocket scope; ``denial`` advertises the denial-response extension."""
+    scope = http_scope(
+        path,
+        headers=headers,
+        scheme=scheme,
+        host=host,
+        server=server,
+        client=client,
+        spec_version=spec_version,
+    )
     scope["type"] = "websocket"
     del scope["method"]
-    scope["subprotocols"] = []
+    scope["subprotocols"] = list(subprotocols)
     scope["extensions"] = {"websocket.http.response": {}} if denial else {}
+    scope.update(extra)
     return scope
 
 
@@ -89,7 +119,7 @@ class HTTPResult:
 
 async def call_http(
     app: ASGIApp,
-    scope: dict[str, Any],
+    scope: Scope,
     body: bytes | Sequence[bytes] = b"",
 ) -> HTTPResult:
     """Send one request (``body`` as one chunk or a list of chunks) and collect the response."""
@@ -120,9 +150,7 @@ async def call_http(
     return HTTPResult(starts[0]["status"], list(starts[0]["headers"]), body_out, sent)
 
 
-async def call_ws(
-    app: ASGIApp, scope: dict[str, Any], incoming: Sequence[Message] = ()
-) -> list[Message]:
+async def call_ws(app: ASGIApp, scope: Scope, incoming: Sequence[Message] = ()) -> list[Message]:
     """Run a WebSocket connection: connect, then ``incoming``, then a client close (1000)."""
     queue: list[Message] = [{"type": "websocket.connect"}, *incoming]
     sent: list[Message] = []
@@ -140,7 +168,7 @@ async def call_ws(
     return sent
 
 
-async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def hello_app(scope: Scope, receive: Receive, send: Send) -> None:
     """HTTP: ``200 hello`` (text/plain). WebSocket: accept, send "hello", close 1000."""
     if scope["type"] == "websocket":
         await receive()

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _rt_helpers import Collector
 
 from brillo.realtime.backends.base import Backend, Delivery, Envelope, Position, PresenceEntry
+from tests.support.realtime import Collector
 
 MakeBackend = Callable[..., Backend]
 

@@ -10,28 +10,20 @@ import anyio
 
 from brillo.types import Message, Send
 from brillo.websockets import WebSocket
+from tests.support import asgi
 
 TIMEOUT = 5.0
 
 
 def ws_scope(path: str = "/ws") -> dict[str, Any]:
-    """A minimal websocket scope."""
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-        "subprotocols": [],
-        "extensions": {},
-        "state": {},
-    }
+    """The WebSocket scope of a ``Peer``."""
+    return asgi.ws_scope(
+        path,
+        server=("127.0.0.1", 80),
+        client=("127.0.0.1", 50000),
+        spec_version="2.4",
+        state={},
+    )
 
 
 class Peer:
