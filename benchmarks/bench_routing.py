@@ -127,8 +127,8 @@ def main() -> None:
     else:
         starlette_note = ""
         for count in (5, 1000):
-            router = SRouter(build_routes(SRoute, SWebSocketRoute, count))
-            rows += measure("starlette", router, count, args.number)
+            srouter = SRouter(build_routes(SRoute, SWebSocketRoute, count))
+            rows += measure("starlette", srouter, count, args.number)
 
     width = max(len(r[0]) for r in rows)
     print(f"{'scenario':<{width}}  {'first (us)':>10}  {'last (us)':>10}  {'last/first':>10}")

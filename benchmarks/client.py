@@ -38,7 +38,8 @@ def emit(obj: dict[str, Any]) -> None:
 
 async def read_line() -> str:
     loop = asyncio.get_running_loop()
-    return (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+    line: str = await loop.run_in_executor(None, sys.stdin.readline)
+    return line.strip()
 
 
 def percentiles(samples: Any) -> dict[str, float]:
@@ -127,8 +128,8 @@ def check_echo(sent: bytes, got: bytes) -> bool:
 
 
 def check_json(sent: bytes, got: bytes) -> bool:
-    s = json.loads(sent)
-    g = json.loads(got)
+    s: dict[str, Any] = json.loads(sent)
+    g: dict[str, Any] = json.loads(got)
     if s["type"] == "ping":
         return g == {"type": "pong"}
     return g == s

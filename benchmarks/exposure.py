@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,11 +342,12 @@ async def ping_flood(server: Server, seconds: float) -> str:
 
 async def measure(config: Config, args: argparse.Namespace) -> dict[str, str]:
     results: dict[str, str] = {}
-    for name, attack in (
+    attacks: list[tuple[str, Callable[[Server], Awaitable[str]]]] = [
         ("held handshakes", lambda s: held_handshakes(s, 200, args.hold)),
         ("fragment flood", lambda s: fragment_flood(s, args.fragments)),
         ("ping flood", lambda s: ping_flood(s, args.flood)),
-    ):
+    ]
+    for name, attack in attacks:
         server = Server(config)  # a fresh server per attack
         try:
             results[name] = await asyncio.wait_for(attack(server), 120)

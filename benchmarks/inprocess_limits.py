@@ -67,7 +67,7 @@ def build(variant: str) -> Brillo:
 
 async def connection(app: Brillo, messages: int) -> None:
     """One connection echoing ``messages`` messages (uvicorn-like scope and messages)."""
-    incoming = [{"type": "websocket.connect"}]
+    incoming: list[dict[str, Any]] = [{"type": "websocket.connect"}]
     incoming += [{"type": "websocket.receive", "text": "hello"}] * messages
     incoming.append({"type": "websocket.disconnect", "code": 1000})
     feed = iter(incoming)

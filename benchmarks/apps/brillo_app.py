@@ -19,7 +19,7 @@ from brillo.websockets import WebSocket, WebSocketDisconnect
 try:
     from brillo.realtime import Hub
 except ImportError:  # realtime not landed yet
-    Hub = None
+    Hub = None  # type: ignore[assignment,misc]
 
 FANOUT_IMPL = "hub" if Hub is not None else "connection-manager"
 
