@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -461,6 +462,15 @@ def parse_seq(payload: bytes) -> int:
     return int(payload[start:end])
 
 
+#: ``ts`` of the publisher's warm-up broadcasts: sent until one reaches every member, so the
+#: measured broadcasts start once every member has joined the room (a hub over Redis confirms
+#: each connection's own subscription before it joins: with 1,000 members arriving at once, some
+#: were not in the room yet when the first broadcasts went out, and the run stalled)
+WARMUP_TS = 2
+#: warm-up broadcasts count from here, well above the measured ones
+WARMUP_SEQ = 1_000_000_000
+
+
 class AckingReceiver(WSListener):
     def __init__(self, shared: dict[str, Any], lat: array.array[int]) -> None:
         self.shared = shared
@@ -473,17 +483,22 @@ class AckingReceiver(WSListener):
         payload = frame.get_payload_as_bytes()
         ts = parse_ts(payload)
         shared = self.shared
-        if ts <= 1:
+        if ts <= WARMUP_TS:
             if ts == 0:
                 shared["ended"] += 1
                 if shared["ended"] >= shared["expected"]:
                     shared["done"].set()
+            elif ts == WARMUP_TS:  # acknowledged like a broadcast, not measured
+                self.count(parse_seq(payload))
             return
         self.lat.append(t - ts)
         shared["last"] = t
         if shared["first"] == 0:
             shared["first"] = t
-        seq = parse_seq(payload)
+        self.count(parse_seq(payload))
+
+    def count(self, seq: int) -> None:
+        shared = self.shared
         counts = shared["counts"]
         got = counts.get(seq, 0) + 1
         if got >= shared["expected"]:
@@ -567,7 +582,23 @@ async def run_fanout_acked_pub(args: argparse.Namespace) -> None:
     pad = "p" * max(0, args.size - 40)
     transport, _ = await ws_connect(Ignore, url)
     emit({"event": "filled", "ack_port": ack_port})
-    await read_line()  # join (nothing to do: the publisher is already a member)
+    await read_line()  # join: the publisher is a member; wait until every member is one too
+    warm = WARMUP_SEQ
+    give_up = time.perf_counter() + 120
+    while True:
+        warm += 1
+        transport.send(TEXT, b'{"ts":%d,"seq":%d}' % (WARMUP_TS, warm))
+        stop = time.perf_counter() + 1.0
+        while acks.acks.get(warm, 0) < args.procs and time.perf_counter() < stop:
+            acks.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(acks.changed.wait(), max(0.01, stop - time.perf_counter()))
+        if acks.acks.get(warm, 0) >= args.procs:
+            break
+        if time.perf_counter() > give_up:
+            raise SystemExit("fanout-acked-pub: the members never all joined the room")
+    await asyncio.sleep(0.2)  # the last warm-up's stragglers
+    acks.acks.clear()
     emit({"event": "ready", "connections": 1})
     await read_line()  # go
     c0 = time.process_time()

@@ -543,7 +543,7 @@ def fanout_acked(
                 size=cfg.payload,
                 duration=cfg.fanout_timeout,
                 procs=procs,
-                block_timeout=10,
+                block_timeout=10 + members // 500,
             )
             ack_port = pub.expect("filled", 60)["ack_port"]
             time.sleep(0.3)
@@ -563,9 +563,9 @@ def fanout_acked(
             if connected < members:
                 raise BenchError(f"only {connected}/{members} members connected")
             time.sleep(1.0)
-            rss1 = srv.rss()
             pub.say("join")
-            pub.expect("ready", 30)
+            pub.expect("ready", 150)  # once a warm-up broadcast reached every member
+            rss1 = srv.rss()  # every member joined and idle
             c0 = srv.mark()
             for r in receivers:
                 r.say("go")
