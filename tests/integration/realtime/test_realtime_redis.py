@@ -164,6 +164,44 @@ async def test_hubs_in_two_processes_share_rooms(redis_url: str) -> None:
                 await c.wait(lambda p: any('"data":{"text":"hi"}' in t for t in p.texts))
 
 
+async def test_a_burst_of_joins_waits_for_a_connection_instead_of_failing(
+    own_redis: RedisServer,
+) -> None:
+    # every client reconnecting at once after a deploy: 300 joins in flight on one process.
+    # redis-py's default pool refused everything past 100 commands in flight ("Too many
+    # connections": the joins failed and the sockets closed with 1011)
+    peers = [Peer() for _ in range(300)]
+    async with Hub(backend=RedisBackend(own_redis.url, max_connections=8)) as hub:
+        for peer in peers:
+            await peer.accept()
+        joined: list[object] = []
+
+        async def join(peer: Peer) -> None:
+            await hub.enter(peer.websocket, "burst")
+            joined.append(peer)
+
+        async with anyio.create_task_group() as group:
+            for peer in peers:
+                group.start_soon(join, peer)
+        assert len(joined) == len(peers)
+        assert len(await hub.presence("burst")) == len(peers)
+        # the process never held more than its pool (plus a second client: this test's own)
+        with redis.Redis(port=own_redis.port) as probe:
+            assert len(probe.client_list()) <= 8 + 1
+        await hub.publish("burst", "hi")
+        for peer in peers:
+            await peer.wait(lambda p: "hi" in p.texts)
+        for peer in peers:
+            await hub.leave(peer.websocket, "burst")
+
+
+async def test_the_pool_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        RedisBackend("redis://127.0.0.1:1/0", max_connections=1)
+    with pytest.raises(ValueError, match="pool_timeout"):
+        RedisBackend("redis://127.0.0.1:1/0", pool_timeout=0)
+
+
 async def test_hub_publish_while_redis_is_down_is_a_clear_error(own_redis: RedisServer) -> None:
     async with Hub(own_redis.url) as hub:
         own_redis.stop()

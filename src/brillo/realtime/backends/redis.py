@@ -59,6 +59,11 @@ class RedisBackend(Backend):
     :param prefix: prefix of every key and channel.
     :param reconnect_max: longest pause between two reconnect attempts, in seconds.
     :param subscribe_timeout: seconds to wait for Redis to confirm a subscription.
+    :param max_connections: Redis connections this process opens at most for commands (the
+        pub/sub connection included). A burst of joins (every client reconnecting after a
+        deploy) waits for a free connection instead of failing.
+    :param pool_timeout: seconds a command waits for a free connection before it fails with
+        :class:`BackendError`.
     """
 
     def __init__(
@@ -71,6 +76,8 @@ class RedisBackend(Backend):
         prefix: str = "brillo:rt:",
         reconnect_max: float = 5.0,
         subscribe_timeout: float = 5.0,
+        max_connections: int = 32,
+        pool_timeout: float = 20.0,
     ) -> None:
         if aioredis is None:  # pragma: no cover
             raise RuntimeError("the Redis backend needs redis-py: pip install 'redis>=5'")
@@ -80,6 +87,10 @@ class RedisBackend(Backend):
             raise ValueError("history_ttl must be positive or None")
         if presence_ttl <= 0:
             raise ValueError("presence_ttl must be positive")
+        if max_connections < 2:  # the pub/sub reader holds one for good
+            raise ValueError("max_connections must be >= 2")
+        if pool_timeout <= 0:
+            raise ValueError("pool_timeout must be positive")
         self.url = url
         self.history_size = history_size
         self.history_ttl_ms = 0 if history_ttl is None else max(1, int(history_ttl * 1000))
@@ -87,6 +98,8 @@ class RedisBackend(Backend):
         self.prefix = prefix
         self.reconnect_max = reconnect_max
         self.subscribe_timeout = subscribe_timeout
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
         self.node = secrets.token_hex(6)
         self._channel_prefix = f"{prefix}c:".encode()
         self._control = f"{prefix}ctl:{self.node}"
@@ -115,7 +128,12 @@ class RedisBackend(Backend):
             ) from None
         self._on_delivery = on_delivery
         self._on_presence = on_presence
-        self._redis = aioredis.Redis.from_url(self.url)
+        # a blocking pool: redis-py's default pool raises "Too many connections" as soon as more
+        # than 100 commands are in flight (a burst of joins), and grows without bound below that
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, timeout=self.pool_timeout
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
