@@ -6,6 +6,7 @@ The whole thing under real uvicorn child processes: tests/integration/test_serve
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -59,7 +60,16 @@ async def test_the_drain_runs_each_hook_within_the_time_left(
         removed()
     finally:
         _current.reset(token)
-    await drain.run(0.2)
+    # the drain logs under uvicorn's logger; an earlier test's in-process uvicorn may have set
+    # that logger's level (log_level="critical") and stopped "uvicorn" propagating to the root
+    # logger: neither may hide the records from caplog
+    caplog.set_level(logging.WARNING, logger="uvicorn.error.brillo")
+    drain_logger = logging.getLogger("uvicorn.error.brillo")
+    drain_logger.addHandler(caplog.handler)
+    try:
+        await drain.run(0.2)
+    finally:
+        drain_logger.removeHandler(caplog.handler)
     assert drain.draining
     assert calls == [("quick", 0), ("slow", 0)]
     messages = [r.getMessage() for r in caplog.records]
