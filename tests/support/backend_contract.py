@@ -8,7 +8,8 @@ backend, which cannot span processes).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -25,14 +26,23 @@ async def connected(backend: Backend) -> tuple[Collector, Collector]:
     return deliveries, presence
 
 
+@asynccontextmanager
+async def running(backend: Backend) -> AsyncIterator[tuple[Collector, Collector]]:
+    """Connect ``backend`` for the block (deliveries and presence events collected); close it."""
+    deliveries, presence = await connected(backend)
+    try:
+        yield deliveries, presence
+    finally:
+        await backend.close()
+
+
 class BackendContract:
     """Shared behaviour: ordering, positions, history, exclude, presence."""
 
     @pytest.mark.anyio
     async def test_publish_reaches_subscribers_in_order(self, make_backend: MakeBackend) -> None:
         backend = make_backend()
-        deliveries, _ = await connected(backend)
-        try:
+        async with running(backend) as (deliveries, _):
             await backend.subscribe("room")
             for i in range(20):
                 await backend.publish("room", Envelope(f"m{i}"), history=True)
@@ -42,14 +52,11 @@ class BackendContract:
             assert isinstance(items[19].payload, str)  # a text frame comes back as text
             assert items[20].payload == b"\x00\xff|x"
             assert all(d.topic == "room" for d in items)
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_unsubscribed_topics_are_not_delivered(self, make_backend: MakeBackend) -> None:
         backend = make_backend()
-        deliveries, _ = await connected(backend)
-        try:
+        async with running(backend) as (deliveries, _):
             await backend.subscribe("a")
             await backend.subscribe("b")
             await backend.unsubscribe("b")
@@ -57,14 +64,11 @@ class BackendContract:
             await backend.publish("a", Envelope("seen"), history=True)
             items = await deliveries.wait(1)
             assert [d.payload for d in items] == ["seen"]
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_positions_count_per_topic(self, make_backend: MakeBackend) -> None:
         backend = make_backend()
-        deliveries, _ = await connected(backend)
-        try:
+        async with running(backend) as (deliveries, _):
             await backend.subscribe("x")
             first = await backend.publish("x", Envelope("1"), history=True)
             second = await backend.publish("x", Envelope("2"), history=True)
@@ -77,14 +81,11 @@ class BackendContract:
             items = await deliveries.wait(2)
             assert [d.position for d in items] == [first, second]
             assert await backend.publish("x", Envelope("3"), history=False) is None
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_history_after_offset(self, make_backend: MakeBackend) -> None:
         backend = make_backend(history_size=5)
-        await connected(backend)
-        try:
+        async with running(backend):
             empty = await backend.history("h")
             assert empty.position.offset == 0
             assert list(empty.messages) == []
@@ -102,39 +103,30 @@ class BackendContract:
             everything = await backend.history("h")
             assert everything.first_offset == 5  # capped at 5 messages
             assert [p.offset for p, _ in everything.messages] == [5, 6, 7, 8, 9]
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_history_disabled_keeps_positions(self, make_backend: MakeBackend) -> None:
         backend = make_backend(history_size=0)
-        await connected(backend)
-        try:
+        async with running(backend):
             await backend.publish("z", Envelope("a"), history=True)
             result = await backend.history("z")
             assert result.position.offset == 1
             assert result.first_offset == 2
             assert list(result.messages) == []
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_exclude_travels_with_the_message(self, make_backend: MakeBackend) -> None:
         backend = make_backend()
-        deliveries, _ = await connected(backend)
-        try:
+        async with running(backend) as (deliveries, _):
             await backend.subscribe("r")
             await backend.publish("r", Envelope("hi", exclude="node.7"), history=True)
             (item,) = await deliveries.wait(1)
             assert item.exclude == "node.7"
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_presence_join_leave(self, make_backend: MakeBackend) -> None:
         backend = make_backend()
-        _, events = await connected(backend)
-        try:
+        async with running(backend) as (_, events):
             await backend.subscribe("room")
             ada = PresenceEntry("n.1", "ada", {"name": "Ada"})
             ada2 = PresenceEntry("n.2", "ada", {})
@@ -156,8 +148,6 @@ class BackendContract:
             ]
             assert not any(e.expired for e in got)
             assert await backend.presence("elsewhere") == []
-        finally:
-            await backend.close()
 
     @pytest.mark.anyio
     async def test_a_failing_callback_is_logged_and_deliveries_go_on(
